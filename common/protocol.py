@@ -1,0 +1,284 @@
+"""``MessageParser``: request/response objects to wire bytes and wire objects to typed values.
+
+Reading is lenient on purpose: the TkChat client talks to any KTN server, and PROTOCOL.md lists
+how they differ (bare objects, odd timestamps, history as strings, objects or text, names as a
+sentence, a list or a Python repr).  Every field is untrusted: a parse never raises on content
+from the network, it returns the best typed value it can.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+from common.message import Message
+from common.timestamps import format_timestamp, now_utc, parse_timestamp
+
+DEFAULT_PORT = 9998
+MAX_OBJECT_BYTES = 64 * 1024
+MAX_MESSAGE_CHARS = 4000
+MAX_NONCE_CHARS = 64
+CLASSIC_HISTORY_BYTES = 4096
+SERVER_SENDER = "server"
+CLIENT_ID = "tkchat/1.0"
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
+
+
+class ResponseType(Enum):
+    ERROR = "error"
+    INFO = "info"
+    MESSAGE = "message"
+    HISTORY = "history"
+
+
+class ErrorCode:
+    """Error codes of PROTOCOL.md (the ``code`` key of an ``error`` response)."""
+
+    BAD_REQUEST = "bad_request"
+    TOO_LARGE = "too_large"
+    INVALID_USERNAME = "invalid_username"
+    NAME_TAKEN = "name_taken"
+    ALREADY_LOGGED_IN = "already_logged_in"
+    AUTH_FAILED = "auth_failed"
+    NOT_LOGGED_IN = "not_logged_in"
+    UNKNOWN_REQUEST = "unknown_request"
+    RATE_LIMITED = "rate_limited"
+    # Server-side refusals that close the connection (not in the KTN core table).
+    SERVER_FULL = "server_full"
+    LOGIN_TIMEOUT = "login_timeout"
+
+
+class Event:
+    """Values of the ``event`` key on ``info`` responses."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    SHUTDOWN = "shutdown"
+
+
+def is_valid_username(name: object) -> bool:
+    return isinstance(name, str) and USERNAME_RE.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    text: str
+    code: str | None = None
+    timestamp: datetime = field(default_factory=now_utc)
+    kind: ClassVar[ResponseType] = ResponseType.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class InfoResponse:
+    text: str
+    timestamp: datetime = field(default_factory=now_utc)
+    event: str | None = None
+    user: str | None = None
+    users: tuple[str, ...] | None = None
+    kind: ClassVar[ResponseType] = ResponseType.INFO
+
+
+@dataclass(frozen=True, slots=True)
+class MessageResponse:
+    message: Message
+    kind: ClassVar[ResponseType] = ResponseType.MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResponse:
+    """Earlier messages, oldest first; ``text`` holds a plain-text history some servers send."""
+
+    messages: tuple[Message, ...]
+    text: str | None = None
+    timestamp: datetime = field(default_factory=now_utc)
+    kind: ClassVar[ResponseType] = ResponseType.HISTORY
+
+
+Response = ErrorResponse | InfoResponse | MessageResponse | HistoryResponse
+
+
+class MessageParser:
+    """Encode requests and responses; parse any KTN server's responses into ``Response`` values."""
+
+    # ----------------------------------------------------------------- encoding
+    @staticmethod
+    def encode(payload: dict[str, Any]) -> bytes:
+        """One object on the wire: compact ASCII JSON and a newline (safe for every KTN client)."""
+        return (json.dumps(payload, separators=(", ", ": ")) + "\n").encode("ascii")
+
+    @staticmethod
+    def request(request: str, content: str | None = None, **extra: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {"request": request, "content": content}
+        payload.update(extra)
+        return payload
+
+    @staticmethod
+    def server_response(
+        response: ResponseType, content: Any, *, moment: datetime | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "timestamp": format_timestamp(moment or now_utc()),
+            "sender": SERVER_SENDER,
+            "response": response.value,
+            "content": content,
+        }
+        payload.update(extra)
+        return payload
+
+    @classmethod
+    def error(cls, code: str, text: str) -> dict[str, Any]:
+        return cls.server_response(ResponseType.ERROR, text, code=code)
+
+    @classmethod
+    def info(cls, text: str, **extra: Any) -> dict[str, Any]:
+        return cls.server_response(ResponseType.INFO, text, **extra)
+
+    @classmethod
+    def history(cls, messages: list[Message]) -> dict[str, Any]:
+        """A ``history`` response: each item the JSON *text* of a ``message`` object."""
+        items = [json.dumps(m.to_response()) for m in messages]
+        return cls.server_response(ResponseType.HISTORY, items)
+
+    @classmethod
+    def history_within(cls, messages: list[Message], max_bytes: int) -> dict[str, Any]:
+        """The ``history`` response holding as many of the newest messages as fit in max_bytes."""
+        items = [json.dumps(m.to_response()) for m in messages]
+        payload = cls.server_response(ResponseType.HISTORY, items)
+        size = len(cls.encode(payload))
+        dropped = 0
+        while size > max_bytes and dropped < len(items):
+            # Each item costs its JSON-escaped text plus ", " between items.
+            size -= len(json.dumps(items[dropped])) + (2 if dropped < len(items) - 1 else 0)
+            dropped += 1
+        payload["content"] = items[dropped:]
+        return payload
+
+    # ------------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, payload: object) -> Response:
+        """Dispatch a decoded object to the ``parse_*`` method for its ``response`` type."""
+        if not isinstance(payload, dict):
+            return ErrorResponse(f"unreadable response from server: {_preview(payload)}")
+        kind = payload.get("response")
+        if kind == "error":
+            return cls.parse_error(payload)
+        if kind == "info":
+            return cls.parse_info(payload)
+        if kind == "message":
+            return cls.parse_message(payload)
+        if kind == "history":
+            return cls.parse_history(payload)
+        return ErrorResponse(f"unknown response type from server: {_preview(kind)}")
+
+    @classmethod
+    def parse_error(cls, payload: dict[str, Any]) -> ErrorResponse:
+        code = payload.get("code")
+        return ErrorResponse(
+            text=_text(payload.get("content")),
+            code=code if isinstance(code, str) else None,
+            timestamp=_when(payload.get("timestamp")),
+        )
+
+    @classmethod
+    def parse_info(cls, payload: dict[str, Any]) -> InfoResponse:
+        content = payload.get("content")
+        users = _names(payload.get("users"))
+        if users is None:
+            users = _names_from_content(content)
+        event = payload.get("event")
+        user = payload.get("user")
+        return InfoResponse(
+            text=_text(content),
+            timestamp=_when(payload.get("timestamp")),
+            event=event if isinstance(event, str) else None,
+            user=user if isinstance(user, str) else None,
+            users=users,
+        )
+
+    @classmethod
+    def parse_message(cls, payload: dict[str, Any]) -> MessageResponse:
+        return MessageResponse(cls.message_from_object(payload))
+
+    @classmethod
+    def parse_history(cls, payload: dict[str, Any]) -> HistoryResponse:
+        content = payload.get("content")
+        when = _when(payload.get("timestamp"))
+        if isinstance(content, str):
+            return HistoryResponse(messages=(), text=content, timestamp=when)
+        if not isinstance(content, list):
+            return HistoryResponse(messages=(), text=None if content is None else _text(content))
+        messages: list[Message] = []
+        for item in content:
+            obj: object = item
+            if isinstance(item, str):
+                try:
+                    obj = json.loads(item)
+                except ValueError:
+                    messages.append(Message(text=item, user="", timestamp=when))
+                    continue
+            if isinstance(obj, dict):
+                messages.append(cls.message_from_object(obj))
+            elif obj is not None:
+                messages.append(Message(text=_text(obj), user="", timestamp=when))
+        return HistoryResponse(messages=tuple(messages), timestamp=when)
+
+    @staticmethod
+    def message_from_object(obj: dict[str, Any]) -> Message:
+        ident = obj.get("id")
+        nonce = obj.get("nonce")
+        sender = obj.get("sender")
+        return Message(
+            text=_text(obj.get("content")),
+            user=sender if isinstance(sender, str) else _text(sender) if sender else "",
+            timestamp=_when(obj.get("timestamp")),
+            id=ident if isinstance(ident, int) and not isinstance(ident, bool) else None,
+            nonce=nonce if isinstance(nonce, str) else None,
+        )
+
+
+def _when(value: object) -> datetime:
+    return parse_timestamp(value) or now_utc()
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = _text(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _names_from_content(content: object) -> tuple[str, ...] | None:
+    """Names answers from classic servers: a JSON list, or a Python repr of one."""
+    names = _names(content)
+    if names is not None:
+        return names
+    if isinstance(content, str) and len(content) < 65536:
+        start, end = content.find("["), content.rfind("]")
+        if 0 <= start < end:
+            try:
+                value = ast.literal_eval(content[start : end + 1])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return None
+            return _names(value)
+    return None

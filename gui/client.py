@@ -1,0 +1,224 @@
+"""The client's network core: ``Client`` and its ``MessageReceiver`` thread.  No Tk in here.
+
+The terminal client, the Tk app and headless tests all use this module.  It hands every value
+(``common.protocol.Response``, ``Connected``, ``Disconnected``) to one callback; the Tk app's
+callback only puts it on a ``queue.Queue`` for the Tk thread, because no thread but Tk's may
+touch a widget.
+
+It talks to any KTN server, not only TkChat's.  Classic servers read one request per ``recv``,
+so requests go out one per write from a small writer thread that, after each write, waits
+briefly for the server's answer before sending the next (PROTOCOL.md, other KTN servers).
+
+Threads and how they end: ``MessageReceiver`` reads until the socket closes (``disconnect``
+shuts it down; the server may close it) and then reports ``Disconnected`` exactly once; the
+writer ends on a sentinel that both ``disconnect`` and the receiver's end put on its queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from common.decoder import DecodeError, StreamDecoder
+from common.protocol import CLIENT_ID, ErrorResponse, MessageParser, Response
+from gui.events import ClientEvent, Connected, Disconnected
+
+log = logging.getLogger(__name__)
+
+# Other KTN servers may send big history objects; our own never exceeds 64 KiB.
+CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
+ANSWER_WAIT_SECONDS = 0.5
+_STOP = None
+
+
+class MessageReceiver(threading.Thread):
+    """Reads the socket, decodes objects, and hands each parsed value to the client."""
+
+    def __init__(self, client: Client, sock: socket.socket) -> None:
+        super().__init__(name="tkchat-receiver", daemon=True)
+        self.client = client
+        self.sock = sock
+
+    def run(self) -> None:
+        decoder = StreamDecoder(CLIENT_MAX_OBJECT_BYTES)
+        reason = "the server closed the connection"
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except OSError as exc:
+                    reason = f"connection lost: {exc.strerror or exc}"
+                    break
+                if not data:
+                    break
+                fatal = False
+                for item in decoder.feed(data):
+                    if isinstance(item, DecodeError):
+                        log.warning("unreadable data from server: %s", item.text)
+                        if item.fatal:
+                            reason = "the server sent an object too large to read"
+                            fatal = True
+                        continue
+                    self.client.receive_message(MessageParser.parse(item))
+                if fatal:
+                    break
+        finally:
+            self.client.connection_ended(reason)
+
+
+class Client:
+    """A connection to a KTN chat server; see the module docstring for the threads."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        on_event: Callable[[ClientEvent], None],
+        *,
+        client_id: str | None = CLIENT_ID,
+        connect_timeout: float = 10.0,
+        answer_wait: float = ANSWER_WAIT_SECONDS,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.on_event = on_event
+        self.client_id = client_id
+        self.connect_timeout = connect_timeout
+        self.answer_wait = answer_wait
+        self._sock: socket.socket | None = None
+        self._outgoing: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._answered = threading.Event()
+        self._lock = threading.Lock()
+        self._ended = False
+        self._closing = False
+        self.receiver: MessageReceiver | None = None
+        self._writer: threading.Thread | None = None
+
+    # --------------------------------------------------------------- connect
+    def run(self) -> None:
+        """Connect and start the threads; ``ConnectionError`` says what went wrong, for a person."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except socket.gaierror as exc:
+            raise ConnectionError(f"unknown host {self.host!r}: {exc.strerror}") from exc
+        except TimeoutError as exc:
+            raise ConnectionError(
+                f"no answer from {self.host}:{self.port} within {self.connect_timeout:g} s"
+            ) from exc
+        except OSError as exc:
+            raise ConnectionError(
+                f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}. "
+                "Is the server running, and are host and port right?"
+            ) from exc
+        sock.settimeout(None)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self._sock = sock
+        self.on_event(Connected(self.host, self.port))
+        self.receiver = MessageReceiver(self, sock)
+        self._writer = threading.Thread(target=self._write_loop, name="tkchat-writer", daemon=True)
+        self.receiver.start()
+        self._writer.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None and not self._ended
+
+    # --------------------------------------------------------------- requests
+    def send_payload(self, payload: dict[str, Any]) -> None:
+        """Queue one request; requests go out in order, one per write."""
+        if self._ended:
+            log.debug("not sent, connection closed: %s", payload.get("request"))
+            return
+        self._outgoing.put(payload)
+
+    def login(self, name: str, password: str | None = None) -> None:
+        extra: dict[str, Any] = {}
+        if self.client_id is not None:
+            extra["client"] = self.client_id
+        if password is not None:
+            extra["password"] = password
+        self.send_payload(MessageParser.request("login", name, **extra))
+
+    def send_message(self, text: str, nonce: str | None = None) -> None:
+        extra = {} if nonce is None else {"nonce": nonce}
+        self.send_payload(MessageParser.request("msg", text, **extra))
+
+    def request_names(self) -> None:
+        self.send_payload(MessageParser.request("names"))
+
+    def request_help(self) -> None:
+        self.send_payload(MessageParser.request("help"))
+
+    def logout(self) -> None:
+        self.send_payload(MessageParser.request("logout"))
+
+    # ---------------------------------------------------- receiver callbacks
+    def receive_message(self, response: Response) -> None:
+        """Called on the receiver thread for each parsed response."""
+        self._answered.set()
+        if isinstance(response, ErrorResponse):
+            log.info("server error %s: %s", response.code, response.text)
+        self.on_event(response)
+
+    def connection_ended(self, reason: str) -> None:
+        """Called once by the receiver as it ends; reports ``Disconnected`` once."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            expected = self._closing
+        self._outgoing.put(_STOP)
+        self._answered.set()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self.on_event(Disconnected("disconnected" if expected else reason, expected))
+
+    # --------------------------------------------------------------- closing
+    def disconnect(self, timeout: float = 2.0) -> None:
+        """Close the connection and wait (bounded) for both threads to end."""
+        with self._lock:
+            self._closing = True
+        self._outgoing.put(_STOP)
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        current = threading.current_thread()
+        for thread in (self.receiver, self._writer):
+            if thread is not None and thread is not current and thread.is_alive():
+                thread.join(timeout)
+                if thread.is_alive():
+                    log.error("%s did not stop within %.1f s", thread.name, timeout)
+        if self.receiver is None:
+            self.connection_ended("disconnected")
+
+    def _write_loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        while True:
+            payload = self._outgoing.get()
+            if payload is _STOP or self._ended:
+                return
+            self._answered.clear()
+            try:
+                sock.sendall(MessageParser.encode(payload))
+            except OSError as exc:
+                log.info("send failed: %s", exc)
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            self._answered.wait(self.answer_wait)

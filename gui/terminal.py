@@ -1,0 +1,146 @@
+"""``python -m gui.terminal``: a line-based TkChat client for the terminal.
+
+Type ``login NAME``, ``msg TEXT``, ``names``, ``help``, ``logout`` (or, once logged in, plain
+text to send it as a message).  Incoming lines print with local time and sender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from typing import TextIO
+
+from common.protocol import (
+    DEFAULT_PORT,
+    ErrorResponse,
+    HistoryResponse,
+    InfoResponse,
+    MessageResponse,
+)
+from gui.client import Client
+from gui.display import local_clock, printable
+from gui.events import ClientEvent, Connected, Disconnected
+
+COMMANDS = ("login", "msg", "names", "help", "logout")
+
+
+def format_event(event: ClientEvent) -> list[str]:
+    """The terminal lines for one event (pure, so it is easy to test)."""
+    if isinstance(event, MessageResponse):
+        m = event.message
+        return [f"[{local_clock(m.timestamp)}] {printable(m.user) or '?'}: {printable(m.text)}"]
+    if isinstance(event, InfoResponse):
+        return [f"[{local_clock(event.timestamp)}] * {printable(event.text)}"]
+    if isinstance(event, ErrorResponse):
+        code = f" ({event.code})" if event.code else ""
+        return [f"[{local_clock(event.timestamp)}] ! error{code}: {printable(event.text)}"]
+    if isinstance(event, HistoryResponse):
+        lines = [f"--- history: {len(event.messages)} earlier message(s) ---"]
+        if event.text:
+            lines.append(printable(event.text))
+        for message in event.messages:
+            lines.extend(format_event(MessageResponse(message)))
+        lines.append("--- end of history ---")
+        return lines
+    if isinstance(event, Connected):
+        return [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
+    if isinstance(event, Disconnected):
+        return [f"* {event.reason}"]
+    raise AssertionError(f"unhandled event {event!r}")
+
+
+def print_formatted_message(event: ClientEvent, stream: TextIO | None = None) -> None:
+    """Print one event as the terminal client shows it."""
+    out = stream or sys.stdout
+    for line in format_event(event):
+        print(line, file=out, flush=True)
+
+
+class TerminalSession:
+    """Maps typed lines to requests; tracks whether we are logged in."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.logged_in = False
+
+    def on_event(self, event: ClientEvent) -> None:
+        if isinstance(event, HistoryResponse) or (
+            isinstance(event, InfoResponse) and event.text.startswith("Login successful")
+        ):
+            self.logged_in = True
+        print_formatted_message(event)
+
+    def handle_line(self, line: str) -> bool:
+        """Send what the line asks for; False when the user is done."""
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            return True
+        word, _, rest = text.strip().partition(" ")
+        command = word.lower()
+        if command == "login":
+            self.client.login(rest.strip())
+        elif command == "msg":
+            self.client.send_message(rest)
+        elif command == "names":
+            self.client.request_names()
+        elif command == "help":
+            self.client.request_help()
+        elif command == "logout":
+            self.client.logout()
+            return False
+        elif self.logged_in:
+            self.client.send_message(text)
+        else:
+            print(f"! unknown command {word!r}: use {', '.join(COMMANDS)}", flush=True)
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gui.terminal", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="server address (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="server port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--classic", action="store_true", help="log in as a classic KTN client (no client id)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    done = threading.Event()
+    session: TerminalSession | None = None
+
+    def on_event(event: ClientEvent) -> None:
+        if session is not None:
+            session.on_event(event)
+        else:
+            print_formatted_message(event)
+        if isinstance(event, Disconnected):
+            done.set()
+
+    client_id = None if args.classic else "tkchat-terminal/1.0"
+    client = Client(args.host, args.port, on_event, client_id=client_id)
+    session = TerminalSession(client)
+    try:
+        client.run()
+    except ConnectionError as exc:
+        print(f"! {exc}", file=sys.stderr)
+        return 1
+    try:
+        for line in sys.stdin:
+            if done.is_set() or not session.handle_line(line):
+                break
+        else:
+            if session.logged_in:
+                client.logout()
+        done.wait(2.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.disconnect()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""``ChatServer``: the listening socket, the connection limit, and an orderly shutdown.
+
+Threads: ``serve_forever`` (the acceptor, one thread), one ``ClientHandler`` thread per
+connection, and the ``Sender``.  ``stop`` ends them in this order: no more accepts, a shutdown
+notice queued to everyone and flushed (bounded), every connection shut so its reader returns,
+handler threads joined, then the Sender and the history store.
+"""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+import time
+from typing import Any
+
+from common.protocol import ErrorCode, Event, MessageParser
+from server.config import ServerConfig
+from server.handler import ClientHandler
+from server.history import HistoryStore
+from server.outbox import Sender
+from server.room import LocalRoom
+
+log = logging.getLogger(__name__)
+
+
+class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Threaded TCP chat server speaking PROTOCOL.md."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False  # stop() joins handler threads itself, with a timeout
+    request_queue_size = 1024  # listen backlog: a login storm must not be refused
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = HistoryStore(config.db)
+        self.room = LocalRoom(self.store, config.history_size)
+        self.sender = Sender()
+        self._handlers: set[ClientHandler] = set()
+        self._handlers_lock = threading.Lock()
+        self._stopped = False
+        self._serving: threading.Thread | None = None
+        try:
+            super().__init__((config.host, config.port), ClientHandler)
+        except BaseException:
+            self.store.close()
+            raise
+        self.sender.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    # ------------------------------------------------------------ connections
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self._handlers_lock:
+            full = len(self._handlers) >= self.config.max_connections
+        if full:
+            log.warning(
+                "refused %s: %d connections already (--max-connections)",
+                client_address,
+                self.config.max_connections,
+            )
+            try:
+                request.settimeout(1.0)
+                request.sendall(
+                    MessageParser.encode(
+                        MessageParser.error(
+                            ErrorCode.SERVER_FULL, "the server is full; try again later"
+                        )
+                    )
+                )
+            except OSError:
+                pass
+            return False
+        return True
+
+    def register(self, handler: ClientHandler) -> None:
+        with self._handlers_lock:
+            self._handlers.add(handler)
+
+    def unregister(self, handler: ClientHandler) -> None:
+        with self._handlers_lock:
+            self._handlers.discard(handler)
+
+    def connection_count(self) -> int:
+        with self._handlers_lock:
+            return len(self._handlers)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("error while serving %s", client_address)
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self) -> threading.Thread:
+        """Serve on a background thread (tests, the GUI's "Host a chat")."""
+        thread = threading.Thread(target=self.serve_forever, name="tkchat-accept", daemon=True)
+        self._serving = thread
+        thread.start()
+        return thread
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, tell every client, flush, close; safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._serving is not None:
+            self.shutdown()
+            self._serving.join(timeout)
+        self.server_close()
+        with self._handlers_lock:
+            handlers = list(self._handlers)
+        if handlers:
+            log.info("telling %d connection(s) that the server is shutting down", len(handlers))
+        notice = MessageParser.encode(
+            MessageParser.info("The server is shutting down.", event=Event.SHUTDOWN)
+        )
+        for handler in handlers:
+            handler.deliver(notice)
+        deadline = time.monotonic() + self.config.shutdown_flush_seconds
+        for handler in handlers:
+            handler.outbox.drained.wait(max(0.0, deadline - time.monotonic()))
+            handler.close()
+        deadline = time.monotonic() + timeout
+        while self.connection_count() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.connection_count():
+            log.error("%d connection(s) did not close in %.1f s", self.connection_count(), timeout)
+        self.sender.stop(timeout)
+        self.store.close()
+        log.info("server stopped")

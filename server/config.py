@@ -1,0 +1,30 @@
+"""``ServerConfig``: every knob of the server, with the defaults PROTOCOL.md asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from common.protocol import DEFAULT_PORT
+
+
+def default_db_path() -> Path:
+    """History lives in the user data dir, so a double-clicked server keeps it across runs."""
+    return Path(platformdirs.user_data_dir("TkChat", appauthor=False)) / "history.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    db: str = ":memory:"
+    history_size: int = 100
+    max_connections: int = 1000
+    login_timeout: float = 30.0
+    rate_limit: float = 20.0  # messages per second per user, sustained; 0 turns it off
+    rate_burst: int = 100  # messages a user may send at once before the rate applies
+    max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
+    password: str | None = None
+    shutdown_flush_seconds: float = 2.0

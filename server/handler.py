@@ -1,0 +1,304 @@
+"""``ClientHandler``: one connection, from accept to close.
+
+The handler's thread (one per connection, from ``socketserver.ThreadingMixIn``) is the only
+reader of its socket.  Everything it says goes through ``send``, which queues encoded bytes on
+its own ``Outbox``; the room delivers broadcasts the same way, so no thread ever writes to a
+socket it does not own and no client can block another.  Cleanup (leave event, closing the
+outbox) is in ``finish``, so it runs however ``handle`` ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from common.decoder import DecodeError, StreamDecoder
+from common.message import Message
+from common.protocol import (
+    CLASSIC_HISTORY_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_NONCE_CHARS,
+    MAX_OBJECT_BYTES,
+    ErrorCode,
+    MessageParser,
+    is_valid_username,
+)
+from server.room import NameTaken
+
+if TYPE_CHECKING:
+    from server.app import ChatServer
+
+log = logging.getLogger(__name__)
+
+HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content": C}, one per line:
+  login <name>   log in; name is 1-32 letters or digits, unique regardless of case
+  msg <text>     send a message (1-4000 characters) to everyone logged in
+  names          list who is logged in
+  help           show this text
+  logout         log out and close the connection"""
+
+_RECV_BYTES = 65536
+_IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
+
+
+class RateLimiter:
+    """Token bucket: ``burst`` messages at once, then ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(max(1, burst))
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+
+    def allow(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class ClientHandler(socketserver.BaseRequestHandler):
+    """Serves one client connection (see the module docstring for the threading rules)."""
+
+    server: ChatServer
+    request: socket.socket
+
+    # ------------------------------------------------------------ lifecycle
+    def setup(self) -> None:
+        self._name: str | None = None
+        self.classic = False
+        self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
+        self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
+        config = self.server.config
+        self._limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        try:
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.outbox = self.server.sender.open(
+            self.request, label=self.peer, limit=config.max_queue_bytes, coalesce=True
+        )
+        self._open = True
+        self.server.register(self)
+        log.info("connect from %s", self.peer)
+
+    def handle(self) -> None:
+        config = self.server.config
+        sock = self.request
+        deadline = time.monotonic() + config.login_timeout
+        while self.is_open():
+            if self._name is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.send(
+                        MessageParser.error(
+                            ErrorCode.LOGIN_TIMEOUT,
+                            f"no login within {config.login_timeout:g} seconds; closing",
+                        )
+                    )
+                    log.info("%s: closed, no login within %gs", self.peer, config.login_timeout)
+                    return
+                sock.settimeout(left)
+            else:
+                sock.settimeout(_IDLE_POLL_SECONDS)
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                log.info("%s: connection lost (%s)", self.who, exc)
+                return
+            if not data:
+                return
+            for item in self._decoder.feed(data):
+                if isinstance(item, DecodeError):
+                    self.send(MessageParser.error(item.code, item.text))
+                    if item.fatal:
+                        log.warning("%s: %s; closing", self.who, item.text)
+                        return
+                    continue
+                self.parse_request(item)
+                if not self.is_open():
+                    return
+
+    def finish(self) -> None:
+        name = self._name
+        if name is not None:
+            self._name = None
+            self.server.room.leave(name, self)
+            log.info("logout %s (%s)", name, self.peer)
+        self.outbox.close(self.server.config.shutdown_flush_seconds)
+        self.server.unregister(self)
+        log.info("disconnect %s", self.peer)
+
+    def is_open(self) -> bool:
+        """False once logout or ``close`` ended the conversation."""
+        return self._open
+
+    def close(self) -> None:
+        """End this connection from another thread: the reader wakes up and ``finish`` runs."""
+        self._open = False
+        self.outbox.kick()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Queue one response for this client (never blocks)."""
+        self.outbox.put(MessageParser.encode(payload))
+
+    # ----------------------------------------------------------- Member API
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @property
+    def who(self) -> str:
+        return f"{self._name} ({self.peer})" if self._name else self.peer
+
+    def deliver(self, data: bytes) -> None:
+        self.outbox.put(data)
+
+    def welcome(self, users: list[str], history: list[Message]) -> None:
+        name = self._name
+        self.send(
+            MessageParser.info(
+                f"Login successful. Welcome, {name}! Online: {', '.join(users)}", users=users
+            )
+        )
+        if self.classic:
+            self.outbox.pause(0.1)
+            limit = CLASSIC_HISTORY_BYTES
+        else:
+            limit = MAX_OBJECT_BYTES
+        self.send(MessageParser.history_within(history, limit))
+
+    # ------------------------------------------------------------- requests
+    def parse_request(self, payload: dict[str, Any]) -> None:
+        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests)."""
+        request = payload.get("request")
+        if not isinstance(request, str):
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "request" must be a string')
+            return
+        handler = self._REQUESTS.get(request)
+        if handler is None:
+            shown = request if len(request) <= 40 else request[:40] + "..."
+            self._error(ErrorCode.UNKNOWN_REQUEST, f"unknown request {shown!r}; try 'help'")
+            return
+        content = payload.get("content")
+        if content is not None and not isinstance(content, str):
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "content" must be a string or null')
+            return
+        handler(self, content, payload)
+
+    def parse_login(self, content: str | None, payload: dict[str, Any]) -> None:
+        if self._name is not None:
+            self._error(ErrorCode.ALREADY_LOGGED_IN, f"already logged in as {self._name}")
+            return
+        client = payload.get("client")
+        if content is None or (client is not None and not isinstance(client, str)):
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
+            return
+        password = self.server.config.password
+        if password is not None and payload.get("password") != password:
+            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
+            return
+        if not self.valid_username(content):
+            self._error(
+                ErrorCode.INVALID_USERNAME,
+                "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
+            )
+            return
+        if not self.username_available(content):
+            self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
+            return
+        self.classic = client is None
+        self._name = content
+        try:
+            self.server.room.join(content, self)
+        except NameTaken:
+            self._name = None
+            self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
+            return
+        log.info("login %s (%s, %s)", content, self.peer, client or "classic client")
+
+    def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
+        name = self._name
+        if name is not None:
+            self._name = None
+            self.server.room.leave(name, self)
+            log.info("logout %s (%s)", name, self.peer)
+        self.send(MessageParser.info(f"Goodbye{', ' + name if name else ''}. Logged out."))
+        self._open = False
+
+    def parse_message(self, content: str | None, payload: dict[str, Any]) -> None:
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        nonce = payload.get("nonce")
+        if nonce is not None and (not isinstance(nonce, str) or len(nonce) > MAX_NONCE_CHARS):
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: "nonce" must be a string of at most {MAX_NONCE_CHARS} characters',
+            )
+            return
+        problem = _message_problem(content)
+        if problem is not None:
+            self._error(ErrorCode.BAD_REQUEST, problem)
+            return
+        assert content is not None
+        if not self._limiter.allow():
+            self._error(
+                ErrorCode.RATE_LIMITED, "slow down: too many messages; this one was not sent"
+            )
+            return
+        self.server.room.post(name, self, content, nonce)
+
+    def parse_names(self, content: str | None, payload: dict[str, Any]) -> None:
+        if self._name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        users = self.server.room.names()
+        self.send(MessageParser.info(f"Users in the chat: {', '.join(users)}", users=users))
+
+    def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
+        self.send(MessageParser.info(HELP_TEXT))
+
+    def valid_username(self, name: str) -> bool:
+        return is_valid_username(name)
+
+    def username_available(self, name: str) -> bool:
+        return name.lower() not in {n.lower() for n in self.server.room.names()}
+
+    def _error(self, code: str, text: str) -> None:
+        log.debug("%s: error %s: %s", self.who, code, text)
+        self.send(MessageParser.error(code, text))
+
+    _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
+        "login": parse_login,
+        "logout": parse_logout,
+        "msg": parse_message,
+        "names": parse_names,
+        "help": parse_help,
+    }
+
+
+def _message_problem(content: str | None) -> str | None:
+    if content is None:
+        return 'bad request: msg needs "content": TEXT'
+    if not content.strip():
+        return "bad request: the message is empty"
+    if len(content) > MAX_MESSAGE_CHARS:
+        return f"bad request: messages are at most {MAX_MESSAGE_CHARS} characters"
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError:
+        return "bad request: the message holds an unpaired surrogate (not valid Unicode)"
+    return None
