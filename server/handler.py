@@ -219,6 +219,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         self.classic = client is None
+        # Classic clients decode each recv() as one object: one object per send for them.
+        self.outbox.coalesce = not self.classic
         self._name = content
         try:
             self.server.room.join(content, self)
