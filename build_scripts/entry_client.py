@@ -1,0 +1,11 @@
+"""PyInstaller entry point of ChatClient: exactly ``python -m gui``, flags included.
+
+PyInstaller freezes a script, not a ``-m`` module, so this file stands in for ``-m``.
+"""
+
+import sys
+
+from gui.__main__ import main  # type: ignore[import-not-found, unused-ignore]  # TODO: drop once gui lands
+
+if __name__ == "__main__":
+    sys.exit(main())
