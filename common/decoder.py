@@ -11,10 +11,13 @@ looked at a bounded number of times.
 
 Errors (PROTOCOL.md, Transport):
 - malformed JSON, invalid UTF-8, a value that is not an object: a ``DecodeError`` with code
-  ``bad_request``; the bad bytes are skipped up to the next newline and decoding goes on.  A raw
-  newline can never be inside a valid request (JSON escapes it in strings), so an object that is
-  still open at a newline is cut off there as malformed: a truncated request never swallows the
-  requests after it.
+  ``bad_request``; the bad bytes are skipped up to the next newline and decoding goes on, so one
+  bad line gets exactly one error.  A raw newline can never be inside a valid request (JSON
+  escapes it in strings), so an object that is still open at a newline is cut off there as
+  malformed: a truncated request never swallows the requests after it.
+- ``resync_at_newline=False`` (the client's choice) skips only the bad bytes themselves, up to
+  the next ``{``: a KTN server that sends bare objects and never a newline would otherwise lose
+  everything after one bad object.
 - more than ``max_bytes`` buffered without a complete object: a fatal ``DecodeError`` with code
   ``too_large``; the caller answers and closes the connection.
 """
@@ -49,8 +52,11 @@ Decoded = dict[str, Any] | DecodeError
 class StreamDecoder:
     """Incremental JSON-object framer for one direction of one connection."""
 
-    def __init__(self, max_bytes: int = MAX_OBJECT_BYTES) -> None:
+    def __init__(
+        self, max_bytes: int = MAX_OBJECT_BYTES, *, resync_at_newline: bool = True
+    ) -> None:
         self.max_bytes = max_bytes
+        self.resync_at_newline = resync_at_newline
         self._buf = bytearray()
         self._scan = 0  # how far into _buf the current object has been scanned
         self._depth = 0
@@ -87,7 +93,11 @@ class StreamDecoder:
                     break
                 if buf[start] != ord("{"):
                     out.append(DecodeError(ErrorCode.BAD_REQUEST, _NOT_AN_OBJECT))
-                    self._skipping = True
+                    if self.resync_at_newline:
+                        self._skipping = True
+                    else:
+                        brace = buf.find(b"{", start)
+                        start = len(buf) if brace < 0 else brace
                     continue
                 self._depth = 1
                 self._in_string = False
@@ -107,10 +117,13 @@ class StreamDecoder:
             decoded = _load(bytes(buf[start:end]), self.max_bytes)
             start = end
             out.append(decoded)
-            if isinstance(decoded, DecodeError) and decoded.fatal:
-                self._dead = True
-                buf.clear()
-                return out
+            if isinstance(decoded, DecodeError):
+                if decoded.fatal:
+                    self._dead = True
+                    buf.clear()
+                    return out
+                # The rest of a bad line is part of the same bad request: one error for it.
+                self._skipping = self.resync_at_newline
         del buf[:start]
         self._scan -= start
         return out

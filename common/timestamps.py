@@ -25,6 +25,9 @@ _LOCAL_LAYOUTS = (
 )
 _TIME_ONLY_LAYOUTS = ("%H:%M:%S.%f", "%H:%M:%S", "%H:%M")
 
+_EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 # Epoch values above this are taken as milliseconds (year 5138 in seconds).
 _MILLIS_THRESHOLD = 1e11
 
@@ -41,7 +44,23 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(value: object) -> datetime | None:
-    """Read a timestamp in any layout a KTN server is known to use; ``None`` if unreadable."""
+    """Read a timestamp in any layout a KTN server is known to use; ``None`` if unreadable.
+
+    Never raises: the value comes from the network, and a year-1 or year-9999 date (or an
+    integer too big for a float) must not kill the receiver thread.  Moments outside years
+    1000-9000 count as unreadable, so that converting one to local time for display cannot
+    overflow either.
+    """
+    try:
+        moment = _parse(value)
+    except (ValueError, OverflowError, OSError):
+        return None
+    if moment is None or not _EARLIEST <= moment <= _LATEST:
+        return None
+    return moment
+
+
+def _parse(value: object) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -87,7 +106,7 @@ def _from_epoch(seconds: float) -> datetime | None:
 
 
 def _as_utc(moment: datetime) -> datetime:
-    """Naive values are local time (that is what classic servers print); make them UTC."""
-    if moment.tzinfo is None:
-        return moment.astimezone(UTC)
+    """Naive values are local time (that is what classic servers print); make them UTC.
+
+    ``astimezone`` reads a naive value as local time, which is exactly the rule wanted."""
     return moment.astimezone(UTC)

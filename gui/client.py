@@ -8,6 +8,9 @@ touch a widget.
 It talks to any KTN server, not only TkChat's.  Classic servers read one request per ``recv``,
 so requests go out one per write from a small writer thread that, after each write, waits
 briefly for the server's answer before sending the next (PROTOCOL.md, other KTN servers).
+Some KTN servers close the connection on ``logout`` and some leave it open; the client closes
+it itself once the logout is answered, so a logout always ends in one expected ``Disconnected``.
+Nothing a server sends can raise out of the receiver: a bad value is logged and skipped.
 
 Threads and how they end: ``MessageReceiver`` reads until the socket closes (``disconnect``
 shuts it down; the server may close it) and then reports ``Disconnected`` exactly once; the
@@ -44,7 +47,8 @@ class MessageReceiver(threading.Thread):
         self.sock = sock
 
     def run(self) -> None:
-        decoder = StreamDecoder(CLIENT_MAX_OBJECT_BYTES)
+        # Resync at the next "{", not the next newline: bare-object servers never send one.
+        decoder = StreamDecoder(CLIENT_MAX_OBJECT_BYTES, resync_at_newline=False)
         reason = "the server closed the connection"
         try:
             while True:
@@ -64,6 +68,7 @@ class MessageReceiver(threading.Thread):
                             fatal = True
                         continue
                     self.client.receive_message(MessageParser.parse(item))
+                    # receive_message contains its own failures; a bad value costs one value.
                 if fatal:
                     break
         finally:
@@ -95,6 +100,7 @@ class Client:
         self._lock = threading.Lock()
         self._ended = False
         self._closing = False
+        self._logged_out = False
         self.receiver: MessageReceiver | None = None
         self._writer: threading.Thread | None = None
 
@@ -161,11 +167,18 @@ class Client:
 
     # ---------------------------------------------------- receiver callbacks
     def receive_message(self, response: Response) -> None:
-        """Called on the receiver thread for each parsed response."""
+        """Called on the receiver thread for each parsed response.
+
+        A failing ``on_event`` is a bug in the program using this client, but it must not end
+        the receiver (and with it the connection): it is logged with its traceback instead.
+        """
         self._answered.set()
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
-        self.on_event(response)
+        try:
+            self.on_event(response)
+        except Exception:
+            log.exception("event handler failed on %r", response)
 
     def connection_ended(self, reason: str) -> None:
         """Called once by the receiver as it ends; reports ``Disconnected`` once."""
@@ -173,7 +186,7 @@ class Client:
             if self._ended:
                 return
             self._ended = True
-            expected = self._closing
+            expected = self._closing or self._logged_out
         self._outgoing.put(_STOP)
         self._answered.set()
         if self._sock is not None:
@@ -181,7 +194,12 @@ class Client:
                 self._sock.close()
             except OSError:
                 pass
-        self.on_event(Disconnected("disconnected" if expected else reason, expected))
+        if expected:
+            reason = "logged out" if self._logged_out else "disconnected"
+        try:
+            self.on_event(Disconnected(reason, expected))
+        except Exception:
+            log.exception("event handler failed on Disconnected")
 
     # --------------------------------------------------------------- closing
     def disconnect(self, timeout: float = 2.0) -> None:
@@ -212,6 +230,9 @@ class Client:
             if payload is _STOP or self._ended:
                 return
             self._answered.clear()
+            if payload.get("request") == "logout":
+                with self._lock:
+                    self._logged_out = True  # from now on a close is what we asked for
             try:
                 sock.sendall(MessageParser.encode(payload))
             except OSError as exc:
@@ -222,3 +243,15 @@ class Client:
                     pass
                 return
             self._answered.wait(self.answer_wait)
+            if payload.get("request") == "logout":
+                self._close_after_logout(sock)
+                return
+
+    def _close_after_logout(self, sock: socket.socket) -> None:
+        """End the connection ourselves: some KTN servers leave it open after a logout."""
+        with self._lock:
+            self._closing = True
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -7,6 +7,7 @@ text to send it as a message).  Incoming lines print with local time and sender.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import sys
 import threading
@@ -59,18 +60,29 @@ def print_formatted_message(event: ClientEvent, stream: TextIO | None = None) ->
 
 
 class TerminalSession:
-    """Maps typed lines to requests; tracks whether we are logged in."""
+    """Maps typed lines to requests; tracks whether we are logged in.
 
-    def __init__(self, client: Client) -> None:
+    KTN servers answer a login differently (an ``info``, only a ``history``, or only a
+    broadcast), so any answer but an ``error`` to a pending login counts as success.
+    """
+
+    def __init__(self, client: Client, stream: TextIO | None = None) -> None:
         self.client = client
+        self.stream = stream
         self.logged_in = False
+        self._login_pending = False
 
     def on_event(self, event: ClientEvent) -> None:
-        if isinstance(event, HistoryResponse) or (
-            isinstance(event, InfoResponse) and event.text.startswith("Login successful")
+        if isinstance(event, ErrorResponse):
+            self._login_pending = False
+        elif isinstance(event, Disconnected):
+            self.logged_in = self._login_pending = False
+        elif isinstance(event, HistoryResponse | MessageResponse) or (
+            isinstance(event, InfoResponse) and self._login_pending
         ):
             self.logged_in = True
-        print_formatted_message(event)
+            self._login_pending = False
+        print_formatted_message(event, self.stream)
 
     def handle_line(self, line: str) -> bool:
         """Send what the line asks for; False when the user is done."""
@@ -80,6 +92,7 @@ class TerminalSession:
         word, _, rest = text.strip().partition(" ")
         command = word.lower()
         if command == "login":
+            self._login_pending = not self.logged_in
             self.client.login(rest.strip())
         elif command == "msg":
             self.client.send_message(rest)
@@ -93,7 +106,11 @@ class TerminalSession:
         elif self.logged_in:
             self.client.send_message(text)
         else:
-            print(f"! unknown command {word!r}: use {', '.join(COMMANDS)}", flush=True)
+            print(
+                f"! unknown command {word!r}: use {', '.join(COMMANDS)}",
+                file=self.stream or sys.stdout,
+                flush=True,
+            )
         return True
 
 
@@ -107,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         "--classic", action="store_true", help="log in as a classic KTN client (no client id)"
     )
     args = parser.parse_args(argv)
+    # A console that cannot show a character (or a lone surrogate from a server) must not
+    # raise in the receiver thread: show an escape instead.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     done = threading.Event()
     session: TerminalSession | None = None
@@ -128,13 +150,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"! {exc}", file=sys.stderr)
         return 1
     try:
+        logged_out = False
         for line in sys.stdin:
-            if done.is_set() or not session.handle_line(line):
+            if done.is_set():
+                break
+            if not session.handle_line(line):
+                logged_out = True
                 break
         else:
-            if session.logged_in:
-                client.logout()
-        done.wait(2.0)
+            if session.logged_in and not done.is_set():
+                client.logout()  # end of input: leave politely
+                logged_out = True
+        if logged_out:
+            # The client closes the connection once the logout is answered (or not, in time).
+            done.wait(2.0)
     except KeyboardInterrupt:
         pass
     finally:

@@ -94,7 +94,10 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     # -------------------------------------------------------------- lifecycle
     def start(self) -> threading.Thread:
         """Serve on a background thread (tests, the GUI's "Host a chat")."""
-        thread = threading.Thread(target=self.serve_forever, name="tkchat-accept", daemon=True)
+        # A short poll interval: stop() waits for serve_forever to notice, once per test.
+        thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), name="tkchat-accept", daemon=True
+        )
         self._serving = thread
         thread.start()
         return thread
