@@ -105,7 +105,7 @@ def xvfb() -> Iterator[str]:
         sys.exit("needs Xvfb and xdotool: apt-get install xvfb xdotool")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x700x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
         pass_fds=[write_fd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ The unit tests run the source; this runs what users download, to catch what only
 3. Starts ``ChatClient --connect 127.0.0.1:PORT --user smoke --config-dir <tmp>`` (on Linux inside
    its own Xvfb unless ``--use-display``), checks that its window is shown (xdotool, Linux) and
    that it logged in (alice sees ``smoke`` join, the server logs ``login smoke``), lets alice and
-   bob greet it, and saves a screenshot to ``test-output/smoke-client.png``: look at it.
+   bob greet it, and saves a screenshot (Pillow) to ``test-output/smoke-client.png``: look at it.
 4. Stops the client, then the server, by the pids it started; the server must exit 0.
 
 Every wait is bounded; every failure says what was expected and where the logs are.  The last line
@@ -236,7 +236,7 @@ def xvfb(use_display: bool) -> Iterator[str | None]:
         raise SmokeFailure("Xvfb is not installed: apt-get install xvfb (or pass --use-display)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x700x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
         pass_fds=[write_fd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -288,24 +288,16 @@ def visible_windows(display: str) -> list[str]:
 
 
 def screenshot(display: str | None, path: Path) -> str:
-    """Save the whole screen: ImageMagick ``import`` on X11, Pillow's ImageGrab elsewhere."""
+    """Save the whole screen with Pillow's ImageGrab (X11 via xcb on Linux; native elsewhere)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if LINUX:
-        if display is None or shutil.which("import") is None:
-            return "skipped (no display, or ImageMagick's import is not installed)"
-        subprocess.run(
-            ["import", "-display", display, "-window", "root", str(path)],
-            timeout=30,
-            check=True,
-            capture_output=True,
-        )
-        return f"saved {path}"
     try:
         from PIL import ImageGrab
     except ImportError:
-        return "skipped (Pillow is not installed)"
+        return "skipped (Pillow is not installed: pip install -e '.[build]')"
+    if LINUX and display is None:
+        return "skipped (no X display)"
     try:
-        ImageGrab.grab().save(path)
+        ImageGrab.grab(xdisplay=display if LINUX else None).save(path)
     except OSError as exc:  # macOS without screen-recording permission, a locked session
         return f"skipped ({exc})"
     return f"saved {path}"
