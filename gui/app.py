@@ -1,0 +1,412 @@
+"""``ChatApp``: one chat window.  It owns the screens (connect, chat), the menus, the
+``Session`` and the loop that moves network events onto the widgets.
+
+The loop (``_pump``) is the only bridge between threads: it drains the session's queue for a
+bounded time, flushes the message pane once, and re-arms itself with ``after`` - at once while
+a burst is still queued, every ``IDLE_POLL_MS`` when idle (cheap: one ``Queue.get_nowait``).
+Drawing and input handling run between two turns, so a burst never freezes the window.
+
+Several ``ChatApp`` may share one Tk root (the tests run alice and bob side by side); each
+owns its own ``Toplevel`` (or the root) and nothing global except the ttk theme.
+"""
+
+from __future__ import annotations
+
+import logging
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+from tkinter import font as tkfont
+from tkinter import messagebox, ttk
+
+from common.message import Message
+from gui import commands, theme
+from gui.chat_view import ChatView
+from gui.connect_view import ConnectView
+from gui.hosting import HostConfig, HostedServer
+from gui.session import Backoff, Pending, Session, State
+from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
+
+log = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+DRAIN_BUDGET_SECONDS = 0.012  # per turn; with the pane flush a turn stays well under 50 ms
+IDLE_POLL_MS = 25
+BELL_GAP_SECONDS = 2.0
+
+
+class ChatApp:
+    """See the module docstring.  Create it on the Tk thread; call ``quit`` to end it."""
+
+    def __init__(
+        self,
+        window: tk.Tk | tk.Toplevel,
+        config_dir: Path,
+        *,
+        host_config: HostConfig | None = None,
+        backoff: Backoff | None = None,
+        login_timeout: float = 8.0,
+    ) -> None:
+        self.window = window
+        self.config_dir = config_dir
+        self.settings = Settings.load(config_dir)
+        self.host_config = host_config or HostConfig()
+        self.hosted: HostedServer | None = None
+        self.unread = 0
+        self.focused = True
+        self._last_bell = 0.0
+        self._title_dirty = True
+        self._closed = False
+        self.theme_in_use = theme.apply(window, self.settings.theme)
+        family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
+        self.text_font = tkfont.Font(window, family=family, size=self.settings.font_size)
+
+        window.title("TkChat")
+        window.minsize(560, 380)
+        window.geometry("980x640")
+        self.frame = ttk.Frame(window)
+        self.frame.pack(fill="both", expand=True)
+        self.connect_view = ConnectView(self.frame, self.connect, self.host_and_join)
+        self.chat_view = ChatView(self.frame, self.text_font, self.settings.scrollback, self.submit)
+        self.pane = self.chat_view.pane
+        self.session = Session(
+            self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
+        )
+        self.theme_var = tk.StringVar(window, value=self.settings.theme)
+        self._build_menu()
+        self._bind_keys()
+        self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
+        self.show_connect()
+        window.protocol("WM_DELETE_WINDOW", self.quit)
+        self._pump_id: str | None = window.after(IDLE_POLL_MS, self._pump)
+
+    # ------------------------------------------------------------- building
+    def _build_menu(self) -> None:
+        bar = tk.Menu(self.window, tearoff=False)
+        file_menu = tk.Menu(bar, tearoff=False)
+        file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
+        file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
+        file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
+        file_menu.add_separator()
+        file_menu.add_command(label="Quit", underline=0, accelerator="Ctrl+Q", command=self.quit)
+        view_menu = tk.Menu(bar, tearoff=False)
+        for label, value in (("System theme", "system"), ("Light", "light"), ("Dark", "dark")):
+            view_menu.add_radiobutton(
+                label=label,
+                value=value,
+                variable=self.theme_var,
+                command=lambda: self.set_theme(self.theme_var.get()),
+            )
+        view_menu.add_separator()
+        view_menu.add_command(
+            label="Larger text", accelerator="Ctrl++", command=lambda: self.change_font(1)
+        )
+        view_menu.add_command(
+            label="Smaller text", accelerator="Ctrl+-", command=lambda: self.change_font(-1)
+        )
+        view_menu.add_command(
+            label="Normal size", accelerator="Ctrl+0", command=lambda: self.change_font(0)
+        )
+        help_menu = tk.Menu(bar, tearoff=False)
+        help_menu.add_command(label="Commands", underline=0, command=self.show_command_help)
+        help_menu.add_command(label="Server help", underline=0, command=self.session.request_help)
+        help_menu.add_separator()
+        help_menu.add_command(label="About TkChat", underline=0, command=self.about)
+        bar.add_cascade(label="File", underline=0, menu=file_menu)
+        bar.add_cascade(label="View", underline=0, menu=view_menu)
+        bar.add_cascade(label="Help", underline=0, menu=help_menu)
+        self.menus = (bar, file_menu, view_menu, help_menu)
+        self.window.configure(menu=bar)
+        self._colour_menus()
+
+    def _bind_keys(self) -> None:
+        window = self.window
+        bindings: dict[str, Callable[[], None]] = {
+            "<Control-plus>": lambda: self.change_font(1),
+            "<Control-equal>": lambda: self.change_font(1),
+            "<Control-KP_Add>": lambda: self.change_font(1),
+            "<Control-minus>": lambda: self.change_font(-1),
+            "<Control-KP_Subtract>": lambda: self.change_font(-1),
+            "<Control-Key-0>": lambda: self.change_font(0),
+            "<Control-q>": self.quit,
+        }
+        for sequence, action in bindings.items():
+            window.bind(sequence, _ignore_event(action), add=True)
+        window.bind("<FocusIn>", self._focus_changed, add=True)
+        window.bind("<FocusOut>", self._focus_changed, add=True)
+        window.bind("<<ThemeChanged>>", lambda _e: self._colour_menus(), add=True)
+        text = self.pane.text
+        self.chat_view.input.bind("<Prior>", lambda _e: text.yview_scroll(-1, "pages"))
+        self.chat_view.input.bind("<Next>", lambda _e: text.yview_scroll(1, "pages"))
+
+    def _colour_menus(self) -> None:
+        p = theme.palette(self.window)
+        for menu in self.menus:
+            menu.configure(
+                background=p.background,
+                foreground=p.foreground,
+                activebackground=p.select_bg,
+                activeforeground=p.foreground,
+            )
+
+    # -------------------------------------------------------------- screens
+    def show_connect(self) -> None:
+        self.chat_view.pack_forget()
+        self.connect_view.pack(fill="both", expand=True)
+        self.connect_view.set_busy(self.session.state in (State.CONNECTING, State.LOGGING_IN))
+        self.connect_view.focus_first_empty()
+        self._title_dirty = True
+
+    def show_chat(self) -> None:
+        self.connect_view.pack_forget()
+        self.chat_view.pack(fill="both", expand=True)
+        self.chat_view.input.focus_set()
+        self._title_dirty = True
+
+    @property
+    def on_chat_screen(self) -> bool:
+        return bool(self.chat_view.winfo_manager())
+
+    # -------------------------------------------------------------- actions
+    def connect(self, host: str, port: int, name: str) -> None:
+        """Connect screen's Connect: a new conversation (the pane starts empty)."""
+        self.pane.clear()
+        self.settings.host, self.settings.port, self.settings.username = host, port, name
+        self.pane.set_own_name(name)
+        self.chat_view.users.set_own_name(name)
+        self.chat_view.users.set_users([])
+        self.session.connect(host, port, name)
+
+    def host_and_join(self, name: str) -> None:
+        """Start (or reuse) the embedded server and join it as ``name``."""
+        if self.hosted is None:
+            try:
+                self.hosted = HostedServer(self.host_config)
+            except Exception as exc:  # a port we cannot bind, an unreadable history file
+                log.warning("cannot host a chat: %s", exc)
+                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
+                return
+        hosted = self.hosted
+        self.pane.clear()
+        self.pane.set_own_name(name)
+        self.chat_view.users.set_own_name(name)
+        self.settings.username = name
+        self.session.connect(hosted.connect_host, hosted.port, name)
+
+    def start_local_server(self) -> HostedServer | None:
+        """For ``--host-local``: the embedded server, before anyone logs in."""
+        if self.hosted is None:
+            try:
+                self.hosted = HostedServer(self.host_config)
+            except Exception as exc:
+                log.warning("cannot host a chat: %s", exc)
+                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
+                return None
+        self.connect_view.fill(self.hosted.connect_host, self.hosted.port, self.settings.username)
+        self.connect_view.set_busy(
+            False, f"A chat server is running here; others join at {self.hosted.share_address()}."
+        )
+        return self.hosted
+
+    def _host_from_menu(self) -> None:
+        self.show_connect()
+        self.connect_view.host()
+
+    def disconnect(self) -> None:
+        self.session.logout()
+        self.show_connect()
+
+    def submit(self, text: str) -> bool:
+        """Input box Enter: a command or a message.  True when the input may be cleared."""
+        parsed = commands.parse(text)
+        if isinstance(parsed, str):
+            if not parsed.strip():
+                return False
+            return self.session.send(parsed) is not None
+        if not parsed.known:
+            self.pane.add_info(
+                f"unknown command {parsed.name[:40]}; /help lists the commands "
+                "(start with // to send a message beginning with /)",
+                error=True,
+            )
+            self.pane.flush()
+            return False
+        if parsed.name == "/names":
+            self.session.request_names()
+        elif parsed.name == "/help":
+            self.show_command_help()
+        elif parsed.name == "/clear":
+            self.pane.clear()
+        elif parsed.name == "/logout":
+            self.disconnect()
+        elif parsed.name == "/quit":
+            self.window.after_idle(self.quit)
+        self.pane.flush()
+        return True
+
+    def show_command_help(self) -> None:
+        for line in commands.help_lines():
+            self.pane.add_info(line)
+        self.pane.flush()
+
+    def set_theme(self, choice: str) -> None:
+        self.settings.theme = choice
+        self.theme_var.set(choice)
+        self.theme_in_use = theme.apply(self.window, choice)
+        self.settings.save(self.config_dir)
+
+    def change_font(self, step: int) -> None:
+        size = Settings().font_size if step == 0 else self.settings.font_size + step
+        size = max(MIN_FONT_SIZE, min(MAX_FONT_SIZE, size))
+        self.settings.font_size = size
+        self.text_font.configure(size=size)
+        self.pane.sync_fonts()
+        self.settings.save(self.config_dir)
+
+    def about(self) -> None:
+        messagebox.showinfo(
+            "About TkChat",
+            f"TkChat {VERSION}\nA self-hosted desktop chat speaking the KTN protocol.\n"
+            f"Tk {self.window.tk.call('info', 'patchlevel')}",
+            parent=self.window,
+        )
+
+    # ------------------------------------------------------ SessionListener
+    def session_state(self, state: State, detail: str) -> None:
+        kind = {State.ONLINE: "ok", State.WAITING: "problem", State.DISCONNECTED: "problem"}
+        status = detail[:1].upper() + detail[1:]
+        if state is State.ONLINE and self.hosted is not None:
+            status += f" · hosting: others join at {self.hosted.share_address()}"
+        if self.session.pending and state is not State.ONLINE:
+            status += f" · {len(self.session.pending)} waiting to send"
+        self.chat_view.set_status(status, kind.get(state, "busy"))
+        if self.on_chat_screen and state in (State.WAITING, State.ONLINE, State.DISCONNECTED):
+            self.pane.add_info(status, error=state is not State.ONLINE)
+        self._title_dirty = True
+
+    def login_failed(self, reason: str) -> None:
+        if self.on_chat_screen:
+            self.show_connect()
+        self.connect_view.show_error(reason)
+
+    def logged_in(self, first: bool) -> None:
+        if first:
+            self.settings.save(self.config_dir)
+            self.show_chat()
+            if self.hosted is not None:
+                self.pane.add_info(
+                    f"You are hosting this chat. Others join at {self.hosted.share_address()}."
+                )
+
+    def show_message(
+        self, message: Message, own: bool, settled: str | None, from_history: bool
+    ) -> None:
+        if settled is not None:
+            self.pane.settle(settled)
+        live_other = not own and not from_history
+        if live_other and not self.focused and self.unread == 0:
+            self.pane.add_unread_marker()
+        mention = self.pane.add_message(message, own)
+        if live_other and not self.focused:
+            self.unread += 1
+            self._title_dirty = True
+            self._ring(loud=mention)
+
+    def show_pending(self, pending: Pending) -> None:
+        self.pane.add_pending(pending.nonce, pending.text)
+
+    def show_info(self, text: str) -> None:
+        self.pane.add_info(text)
+
+    def show_error(self, text: str) -> None:
+        self.pane.add_info(text, error=True)
+
+    def users_changed(self, users: list[str]) -> None:
+        self.chat_view.users.set_users(users)
+
+    # ---------------------------------------------------------- the loop
+    def _pump(self) -> None:
+        more = False
+        try:
+            more = self.session.drain(DRAIN_BUDGET_SECONDS)
+            self.pane.flush()
+            if self._title_dirty:
+                self._update_title()
+        finally:
+            if not self._closed:
+                self._pump_id = self.window.after(1 if more else IDLE_POLL_MS, self._pump)
+
+    def _update_title(self) -> None:
+        self._title_dirty = False
+        session = self.session
+        title = "TkChat"
+        if session.name and session.state is not State.DISCONNECTED:
+            title = f"{session.name} @ {session.host}:{session.port} — TkChat"
+        if self.unread:
+            title = f"({self.unread}) {title}"
+        self.window.title(title)
+
+    # ------------------------------------------------------ notifications
+    def _focus_changed(self, _event: tk.Event[tk.Misc]) -> None:
+        self.window.after_idle(self._check_focus)
+
+    def _check_focus(self) -> None:
+        if self._closed:
+            return
+        try:
+            widget = self.window.focus_displayof()
+            focused = widget is not None and widget.winfo_toplevel() is self.window
+        except (KeyError, tk.TclError):  # focus on a Tk-internal widget (menu, popdown)
+            focused = True
+        self.set_focused(focused)
+
+    def set_focused(self, focused: bool) -> None:
+        """Window focus changed: coming back clears the unread count (the marker stays)."""
+        if focused == self.focused:
+            return
+        self.focused = focused
+        if focused and self.unread:
+            self.unread = 0
+            self._title_dirty = True
+            self._update_title()
+
+    def _ring(self, loud: bool) -> None:
+        now = float(self.window.tk.call("clock", "milliseconds")) / 1000.0
+        if not loud and now - self._last_bell < BELL_GAP_SECONDS:
+            return
+        self._last_bell = now
+        self.window.bell()
+        if loud:  # a mention rings twice: Tk has no volume, but a double bell stands out
+            self.window.after(180, self.window.bell)
+
+    # ------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Log out, stop a hosted server, save settings; the window stays (tests reuse the
+        root).  Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pump_id is not None:
+            try:
+                self.window.after_cancel(self._pump_id)
+            except tk.TclError:
+                pass
+        self.session.logout()
+        if self.hosted is not None:
+            self.hosted.stop(wait=True)
+            self.hosted = None
+        self.settings.save(self.config_dir)
+
+    def quit(self) -> None:
+        self.close()
+        self.window.destroy()
+
+
+def _ignore_event(action: Callable[[], None]) -> Callable[[tk.Event[tk.Misc]], str]:
+    """A key binding that runs ``action`` and stops the key from doing anything else."""
+
+    def handler(_event: tk.Event[tk.Misc]) -> str:
+        action()
+        return "break"
+
+    return handler

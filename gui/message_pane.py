@@ -1,0 +1,368 @@
+"""``MessagePane``: the read-only conversation view, built for bursts.
+
+Speed: lines are not inserted one by one.  ``add_*`` calls append (text, tags) pairs to a
+batch, and ``flush`` (once per drained batch of events) inserts the whole batch with a single
+``Text.insert`` call, so Tcl is crossed once per batch instead of several times per message.
+The pane keeps at most ``scrollback`` lines; older ones are trimmed from the top.
+
+Layout of the text: received lines are inserted at the mark ``incoming``; lines the user sent
+that are still pending sit below it, so a pending line stays at the bottom until its echo
+arrives, and is then deleted and replaced by the echoed line in the server's order.
+
+Untrusted text: every string from the network goes through ``display.tk_safe`` (control
+characters as escapes, no lone surrogates, no bidi overrides).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tkinter as tk
+import webbrowser
+from datetime import date, datetime
+from tkinter import font as tkfont
+from tkinter import ttk
+
+from common.message import Message
+from common.timestamps import now_utc
+from gui import theme
+from gui.display import tk_safe
+
+log = logging.getLogger(__name__)
+
+_LINK = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re.IGNORECASE)
+_TRIM_SLACK = 0.1  # trim only when this much over the limit, so trimming is rare and cheap
+_PENDING_SUFFIX = "  (sending…)"
+
+Chunk = tuple[str, tuple[str, ...]]
+
+
+def _tk_supports_non_bmp(widget: tk.Misc) -> bool:
+    """Tk 8.6.10+ stores characters outside the BMP safely; older 8.6 releases crash."""
+    try:
+        level = str(widget.tk.call("info", "patchlevel"))
+        parts = tuple(int(p) for p in level.split(".")[:3])
+    except (tk.TclError, ValueError):
+        return False
+    return parts >= (8, 6, 10)
+
+
+class MessagePane(ttk.Frame):
+    """See the module docstring.  Only the Tk thread may call it (like every widget)."""
+
+    def __init__(self, master: tk.Misc, text_font: tkfont.Font, scrollback: int = 5000) -> None:
+        super().__init__(master)
+        self.scrollback = scrollback
+        self.text_font = text_font
+        self.bold_font = tkfont.Font(font=text_font)
+        self.bold_font.configure(weight="bold")
+        self.small_font = tkfont.Font(font=text_font)
+        self.sync_fonts()
+        self.text = tk.Text(
+            self,
+            wrap="word",
+            font=text_font,
+            undo=False,
+            borderwidth=0,
+            highlightthickness=0,
+            padx=10,
+            pady=8,
+            spacing1=2,
+            spacing3=2,
+            cursor="arrow",
+            takefocus=True,
+        )
+        self.scrollbar = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
+        self.text.configure(yscrollcommand=self._on_scroll)
+        self.text.grid(row=0, column=0, sticky="nsew")
+        self.scrollbar.grid(row=0, column=1, sticky="ns")
+        self.rowconfigure(0, weight=1)
+        self.columnconfigure(0, weight=1)
+        self.text.mark_set("incoming", "end-1c")
+        self.text.mark_gravity("incoming", "right")
+        self.text.configure(state="disabled")
+        self.new_button = ttk.Button(
+            self, text="New messages ↓", style="Accent.TButton", command=self.scroll_to_end
+        )
+        self._new_shown = False
+        self._batch: list[str | tuple[str, ...]] = []
+        self._settled: list[str] = []
+        self._pending_tags: set[str] = set()
+        self._last_day: date | None = None
+        self._own = ""
+        self._mention: re.Pattern[str] | None = None
+        self._nick_tags: dict[str, str] = {}
+        self._clock_cache: tuple[int, str, date] = (-1, "", date.min)
+        self._non_bmp = _tk_supports_non_bmp(self)
+        self._unread_in_batch = False
+        self.lines_added = 0  # counters for tests and the benchmark
+        self.flushes = 0
+        self._configure_tags()
+        self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
+        self.apply_palette()
+        self.text.tag_bind("link", "<Button-1>", self._open_link)
+        self.text.tag_bind("link", "<Enter>", lambda _e: self.text.configure(cursor="hand2"))
+        self.text.tag_bind("link", "<Leave>", lambda _e: self.text.configure(cursor="arrow"))
+        for key in ("<Prior>", "<Next>", "<Home>", "<End>"):
+            self.text.bind(key, self._scroll_key)
+
+    # ---------------------------------------------------------------- setup
+    def sync_fonts(self) -> None:
+        """Follow a size change of the main font (Ctrl+plus/minus)."""
+        size = int(self.text_font.actual("size"))
+        family = self.text_font.actual("family")
+        self.bold_font.configure(family=family, size=size)
+        self.small_font.configure(family=family, size=max(6, size - 1))
+
+    def set_own_name(self, name: str) -> None:
+        """Own lines are marked; others' lines that mention ``name`` are highlighted."""
+        self._own = name
+        self._mention = (
+            re.compile(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", re.IGNORECASE)
+            if name
+            else None
+        )
+
+    def _configure_tags(self) -> None:
+        text = self.text
+        text.tag_configure("time", font=self.small_font)
+        text.tag_configure("nick", font=self.bold_font)
+        text.tag_configure("own", font=self.bold_font)
+        text.tag_configure("line", lmargin2=28)
+        text.tag_configure("info", lmargin2=28)
+        text.tag_configure("error", lmargin2=28)
+        text.tag_configure("day", justify="center", spacing1=10, spacing3=6)
+        text.tag_configure("unread", justify="center", spacing1=6, spacing3=6)
+        text.tag_configure("link", underline=True)
+        text.tag_raise("sel")
+
+    def apply_palette(self) -> None:
+        """Colours for the theme in force (the Text is a classic widget, sv-ttk skips it)."""
+        p = theme.palette(self)
+        text = self.text
+        text.configure(
+            background=p.background,
+            foreground=p.foreground,
+            insertbackground=p.foreground,
+            selectbackground=p.select_bg,
+            selectforeground=p.foreground,
+            inactiveselectbackground=p.select_bg,
+        )
+        text.tag_configure("time", foreground=p.muted)
+        text.tag_configure("own", foreground=p.own)
+        text.tag_configure("info", foreground=p.info)
+        text.tag_configure("error", foreground=p.error)
+        text.tag_configure("pending", foreground=p.muted)
+        text.tag_configure("link", foreground=p.link)
+        text.tag_configure("mention", background=p.mention_bg)
+        text.tag_configure("day", foreground=p.day)
+        text.tag_configure("unread", foreground=p.error)
+        for index, colour in enumerate(p.nicks):
+            text.tag_configure(f"nick{index}", foreground=colour)
+
+    # ---------------------------------------------------------------- adding
+    def add_message(self, message: Message, own: bool = False) -> bool:
+        """Queue a chat line; True if it mentions the user (for notifications)."""
+        when = message.timestamp
+        clock = self._clock(when)
+        name = tk_safe(message.user, self._non_bmp) or "?"
+        body = tk_safe(message.text, self._non_bmp)
+        mention = not own and self._mention is not None and self._mention.search(body) is not None
+        line: tuple[str, ...] = ("line", "mention") if mention else ("line",)
+        nick = ("own", *line) if own else ("nick", self._nick_tag(name), *line)
+        self._batch += (clock, ("time", *line), name, nick, "  ", line)
+        self._add_body(body, line)
+        self.lines_added += 1
+        return mention
+
+    def add_info(self, text: str, error: bool = False, when: datetime | None = None) -> None:
+        kind = "error" if error else "info"
+        clock = self._clock(when or now_utc())
+        mark = "⚠ " if error else "• "
+        self._batch += (clock, ("time", kind), mark + tk_safe(text, self._non_bmp) + "\n", (kind,))
+        self.lines_added += 1
+
+    def add_unread_marker(self) -> None:
+        """A line where the user left off; any older marker goes."""
+        if self._unread_in_batch:
+            return
+        self._remove_tagged("unread")
+        self._batch += ("──── new messages since you looked ────\n", ("unread",))
+        self._unread_in_batch = True
+
+    def add_pending(self, nonce: str, text: str) -> None:
+        """Show a sent message below the received ones until ``settle`` replaces it."""
+        self.flush()
+        tag = f"p{nonce}"
+        self._pending_tags.add(tag)
+        body = tk_safe(text, self._non_bmp)
+        tags = ("line", "pending", tag)
+        self.text.configure(state="normal")
+        self.text.insert(
+            "end",
+            self._clock(now_utc()),
+            ("time", *tags),
+            self._own or "me",
+            ("own", *tags),
+            "  " + body,
+            tags,
+            _PENDING_SUFFIX + "\n",
+            ("time", *tags),
+        )
+        self.text.configure(state="disabled")
+        self._follow(True)
+
+    def settle(self, nonce: str) -> None:
+        """The echo of a pending message arrived; its line goes at the next flush."""
+        self._settled.append(f"p{nonce}")
+
+    def pending_count(self) -> int:
+        return len(self._pending_tags)
+
+    def _add_body(self, body: str, line: tuple[str, ...]) -> None:
+        if "://" not in body and "www." not in body.lower():
+            self._batch += (body + "\n", line)
+            return
+        start = 0
+        for match in _LINK.finditer(body):
+            if match.start() > start:
+                self._batch += (body[start : match.start()], line)
+            self._batch += (match.group(), ("link", *line))
+            start = match.end()
+        self._batch += (body[start:] + "\n", line)
+
+    def _clock(self, when: datetime) -> str:
+        """``HH:MM  `` in local time, plus a day separator line when the day changes.
+
+        Cached per minute: in a burst most messages share their minute, and astimezone +
+        formatting is a measurable share of the per-message cost.
+        """
+        minute = int(when.timestamp()) // 60
+        cached_minute, clock, day = self._clock_cache
+        if minute != cached_minute:
+            local = when.astimezone()
+            clock = f"{local.hour:02d}:{local.minute:02d}  "
+            day = local.date()
+            self._clock_cache = (minute, clock, day)
+        if day != self._last_day:
+            self._last_day = day
+            label = "Today" if day == date.today() else f"{day:%A, %d %B %Y}"
+            self._batch += (f"──── {label} ────\n", ("day",))
+        return clock
+
+    def _nick_tag(self, name: str) -> str:
+        tag = self._nick_tags.get(name)
+        if tag is None:
+            tag = f"nick{theme.nick_index(name, theme.LIGHT)}"
+            if len(self._nick_tags) < 10000:
+                self._nick_tags[name] = tag
+        return tag
+
+    # ------------------------------------------------------------- flushing
+    def flush(self) -> int:
+        """Insert everything queued in one Tcl call; trim; keep following.  Lines added."""
+        if not self._batch and not self._settled:
+            return 0
+        text = self.text
+        following = self.at_bottom()
+        text.configure(state="normal")
+        added = 0
+        if self._batch:
+            batch, self._batch = self._batch, []
+            added = len(batch)
+            try:
+                text.tk.call(str(text), "insert", "incoming", *batch)
+            except (tk.TclError, UnicodeError):
+                # One bad string must not lose the rest: insert pairwise, skip what fails.
+                log.warning("a line could not be shown; inserting one by one", exc_info=True)
+                for index in range(0, len(batch), 2):
+                    try:
+                        text.tk.call(str(text), "insert", "incoming", *batch[index : index + 2])
+                    except (tk.TclError, UnicodeError):
+                        continue
+        for tag in self._settled:
+            ranges = text.tag_ranges(tag)
+            if ranges:
+                text.delete(ranges[0], ranges[-1])
+            text.tag_delete(tag)
+            self._pending_tags.discard(tag)
+        self._settled.clear()
+        self._unread_in_batch = False
+        self._trim()
+        text.configure(state="disabled")
+        self.flushes += 1
+        self._follow(following)
+        return added
+
+    def _trim(self) -> None:
+        lines = int(self.text.index("incoming").split(".")[0])
+        if lines > self.scrollback * (1 + _TRIM_SLACK):
+            self.text.delete("1.0", f"{lines - self.scrollback}.0")
+
+    def _remove_tagged(self, tag: str) -> None:
+        ranges = self.text.tag_ranges(tag)
+        if ranges:
+            self.text.configure(state="normal")
+            self.text.delete(ranges[0], ranges[-1])
+            self.text.configure(state="disabled")
+
+    def clear(self) -> None:
+        """Empty the pane (``/clear``); pending lines stay, they are not sent yet."""
+        self.flush()
+        self.text.configure(state="normal")
+        self.text.delete("1.0", "incoming")
+        self.text.configure(state="disabled")
+        self._last_day = None
+        self._hide_new()
+
+    # ------------------------------------------------------------- scrolling
+    def at_bottom(self) -> bool:
+        return float(self.text.yview()[1]) >= 0.999
+
+    def _follow(self, following: bool) -> None:
+        if following:
+            self.text.yview_moveto(1.0)
+            self._hide_new()
+        elif not self._new_shown:
+            self.new_button.place(relx=0.5, rely=1.0, anchor="s", y=-12)
+            self._new_shown = True
+
+    def scroll_to_end(self) -> None:
+        self.text.yview_moveto(1.0)
+        self._hide_new()
+
+    def _hide_new(self) -> None:
+        if self._new_shown:
+            self.new_button.place_forget()
+            self._new_shown = False
+
+    def _on_scroll(self, first: float | str, last: float | str) -> None:
+        self.scrollbar.set(first, last)
+        if self._new_shown and float(last) >= 0.999:
+            self._hide_new()
+
+    def _scroll_key(self, event: tk.Event[tk.Text]) -> str:
+        if event.keysym in ("Prior", "Next"):
+            self.text.yview_scroll(-1 if event.keysym == "Prior" else 1, "pages")
+        elif event.keysym == "Home":
+            self.text.yview_moveto(0.0)
+        else:
+            self.scroll_to_end()
+        return "break"
+
+    # ----------------------------------------------------------------- links
+    def _open_link(self, event: tk.Event[tk.Text]) -> None:
+        index = self.text.index(f"@{event.x},{event.y}")
+        found = self.text.tag_prevrange("link", f"{index}+1c")
+        if not found:
+            return
+        url = self.text.get(found[0], found[1])
+        if not url.lower().startswith(("http://", "https://")):
+            url = "https://" + url
+        log.info("opening %s", url)
+        webbrowser.open(url, new=2)
+
+    # ----------------------------------------------------------------- tests
+    def content(self) -> str:
+        """All text shown (tests and the failure dumps read this)."""
+        return str(self.text.get("1.0", "end-1c"))

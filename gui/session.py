@@ -1,0 +1,469 @@
+"""``Session``: one user's conversation with one server, as a state machine on the Tk thread.
+
+States: ``DISCONNECTED`` -> ``CONNECTING`` -> ``LOGGING_IN`` -> ``ONLINE``; a connection that
+drops while online goes to ``WAITING`` and a timer (with backoff) starts the next
+``CONNECTING``.  Every change is reported to the listener, which shows it to the user.
+
+Threads: the ``Client`` threads and a short-lived connect thread only ``put`` values on
+``self.events`` (a ``queue.Queue``).  The Tk thread calls ``drain`` from an ``after`` loop; all
+state lives on that thread, so nothing here needs a lock.  Each connection attempt has a
+generation number, and values from an older attempt are dropped when drained, so a late event
+from a connection we gave up on can never disturb the current one.
+
+Never losing what was typed: every message gets a client nonce (PROTOCOL.md, ``msg``) and
+stays *pending* until its echo arrives.  After a reconnect, pending messages that the login
+``history`` shows as stored are settled from it, and the rest are sent again with the same
+nonce; the server stores a repeated nonce only once, so each message appears exactly once.
+History fills the pane without duplicates because message ids already shown are skipped.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from common.message import Message
+from common.protocol import (
+    MAX_MESSAGE_CHARS,
+    ErrorCode,
+    ErrorResponse,
+    Event,
+    HistoryResponse,
+    InfoResponse,
+    MessageResponse,
+)
+from gui.client import Client
+from gui.events import ClientEvent, Connected, Disconnected
+
+log = logging.getLogger(__name__)
+
+# Errors after which retrying the same login cannot help.
+_FINAL_LOGIN_ERRORS = frozenset(
+    {ErrorCode.INVALID_USERNAME, ErrorCode.AUTH_FAILED, ErrorCode.ALREADY_LOGGED_IN}
+)
+_MAX_NAME_TAKEN_RETRIES = 5  # our own dropped connection may hold the name a little while
+_CHECK_CLOCK_EVERY = 64  # events handled between clock reads in ``drain``
+
+
+class State(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    LOGGING_IN = "logging in"
+    ONLINE = "online"
+    WAITING = "waiting to reconnect"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The connect thread could not open the socket; ``reason`` is for a person."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Pending:
+    """A message the user sent that the server has not echoed yet."""
+
+    nonce: str
+    text: str
+    sends: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: ``first``, doubling up to ``maximum`` seconds, with +-20 % jitter."""
+
+    first: float = 0.5
+    maximum: float = 15.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.maximum, self.first * (2 ** min(attempt, 16)))
+        return float(base * random.uniform(0.8, 1.2))
+
+
+class SessionListener(Protocol):
+    """What the session tells the window; every call comes on the Tk thread."""
+
+    def session_state(self, state: State, detail: str) -> None: ...
+
+    def login_failed(self, reason: str) -> None: ...
+
+    def logged_in(self, first: bool) -> None: ...
+
+    def show_message(
+        self, message: Message, own: bool, settled: str | None, from_history: bool
+    ) -> None:
+        """A new message; ``settled`` is the nonce of the pending message it replaces."""
+
+    def show_pending(self, pending: Pending) -> None: ...
+
+    def show_info(self, text: str) -> None: ...
+
+    def show_error(self, text: str) -> None: ...
+
+    def users_changed(self, users: list[str]) -> None: ...
+
+
+class Session:
+    """See the module docstring.  ``after``/``after_cancel`` are a Tk widget's timer calls."""
+
+    def __init__(
+        self,
+        listener: SessionListener,
+        after: Callable[[int, Callable[[], None]], str],
+        after_cancel: Callable[[str], None],
+        *,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 10.0,
+        login_timeout: float = 8.0,
+    ) -> None:
+        self.listener = listener
+        self._after = after
+        self._after_cancel = after_cancel
+        self.backoff = backoff or Backoff()
+        self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
+        self.events: queue.Queue[tuple[int, ClientEvent | ConnectFailed]] = queue.Queue()
+        self.state = State.DISCONNECTED
+        self.host = ""
+        self.port = 0
+        self.name = ""
+        self.users: list[str] = []
+        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self._client: Client | None = None
+        self._generation = 0
+        self._attempt = 0
+        self._name_taken = 0
+        self._ever_online = False
+        self._timer: str | None = None
+        self._seen_ids: set[int] = set()
+        self._seen_keys: set[tuple[str, str, str]] = set()
+        self._seen_order: deque[tuple[str, str, str]] = deque()
+        self._expect_history = False
+
+    # ------------------------------------------------------------ user actions
+    def connect(self, host: str, port: int, name: str) -> None:
+        """Start a new conversation (from the connect screen): fresh history, no retries
+        until the first login succeeded."""
+        self.close()
+        self.host, self.port, self.name = host, port, name
+        self._ever_online = False
+        self._attempt = 0
+        self._name_taken = 0
+        self._seen_ids.clear()
+        self._seen_keys.clear()
+        self._seen_order.clear()
+        self.pending.clear()
+        self.users = []
+        self._open_connection()
+
+    def send(self, text: str) -> Pending | None:
+        """Queue a message for sending; it is pending until echoed.  None if not allowed."""
+        if not self.name or self.state is State.DISCONNECTED:
+            self.listener.show_error("not connected: connect to a server first")
+            return None
+        if len(text) > MAX_MESSAGE_CHARS:
+            self.listener.show_error(
+                f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})"
+            )
+            return None
+        pending = Pending(uuid.uuid4().hex[:20], text)
+        self.pending[pending.nonce] = pending
+        self.listener.show_pending(pending)
+        if self.state is State.ONLINE:
+            self._transmit(pending)
+        return pending
+
+    def request_names(self) -> None:
+        if self._client is not None and self.state is State.ONLINE:
+            self._client.request_names()
+        else:
+            self.listener.show_error("not connected")
+
+    def request_help(self) -> None:
+        if self._client is not None and self.state in (State.ONLINE, State.LOGGING_IN):
+            self._client.request_help()
+        else:
+            self.listener.show_error("not connected")
+
+    def logout(self) -> None:
+        """Say goodbye politely (the server closes), then forget the connection."""
+        client = self._client
+        if client is not None and self.state is State.ONLINE:
+            client.logout()
+        self.close(wait_for_logout=client is not None)
+
+    def close(self, wait_for_logout: bool = False) -> None:
+        """End the connection and any retry; pending messages stay (they are shown)."""
+        self._cancel_timer()
+        self._generation += 1
+        client, self._client = self._client, None
+        if client is not None:
+            if wait_for_logout:
+                # The writer sends one request per write; give the logout a moment to go out.
+                threading.Thread(
+                    target=_close_after_logout, args=(client,), name="tkchat-logout", daemon=True
+                ).start()
+            else:
+                client.disconnect()
+        if self.state is not State.DISCONNECTED:
+            self._set_state(State.DISCONNECTED, "disconnected")
+
+    # -------------------------------------------------------------- draining
+    def drain(self, budget: float) -> bool:
+        """Handle queued events for at most ``budget`` seconds; True if some are left."""
+        deadline = time.perf_counter() + budget
+        get = self.events.get_nowait
+        count = 0
+        while True:
+            try:
+                generation, event = get()
+            except queue.Empty:
+                return False
+            if generation == self._generation:
+                self._handle(event)
+            count += 1
+            if count % _CHECK_CLOCK_EVERY == 0 and time.perf_counter() > deadline:
+                return not self.events.empty()
+
+    def _handle(self, event: ClientEvent | ConnectFailed) -> None:
+        if isinstance(event, MessageResponse):
+            self._on_message(event.message, from_history=False)
+            if self.state is State.LOGGING_IN:
+                self._went_online()  # some KTN servers answer login with a broadcast only
+        elif isinstance(event, InfoResponse):
+            self._on_info(event)
+        elif isinstance(event, HistoryResponse):
+            self._on_history(event)
+        elif isinstance(event, ErrorResponse):
+            self._on_error(event)
+        elif isinstance(event, Connected):
+            self._on_connected()
+        elif isinstance(event, Disconnected):
+            self._on_disconnected(event.reason)
+        else:
+            self._on_connect_failed(event.reason)
+
+    # ------------------------------------------------------------ connection
+    def _open_connection(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        events = self.events
+
+        def on_event(event: ClientEvent) -> None:  # runs on the client's threads
+            events.put((generation, event))
+
+        client = Client(self.host, self.port, on_event, connect_timeout=self.connect_timeout)
+        self._client = client
+        self._set_state(State.CONNECTING, f"connecting to {self.host}:{self.port}")
+        threading.Thread(
+            target=self._connect_worker,
+            args=(client, generation),
+            name="tkchat-connect",
+            daemon=True,
+        ).start()
+
+    def _connect_worker(self, client: Client, generation: int) -> None:
+        """Runs on its own thread: open the socket (may block), then only ``put``."""
+        try:
+            client.run()
+        except ConnectionError as exc:
+            self.events.put((generation, ConnectFailed(str(exc))))
+            return
+        if generation != self._generation:  # given up on while connecting
+            client.disconnect()
+
+    def _on_connected(self) -> None:
+        assert self._client is not None
+        self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
+        self._client.login(self.name)
+        generation = self._generation
+        self._start_timer(self.login_timeout, lambda: self._login_timed_out(generation))
+
+    def _login_timed_out(self, generation: int) -> None:
+        self._timer = None
+        if generation != self._generation or self.state is not State.LOGGING_IN:
+            return
+        reason = (
+            f"no answer to the login from {self.host}:{self.port} within "
+            f"{self.login_timeout:g} s. Is that a KTN chat server?"
+        )
+        self._connection_lost(reason)
+
+    def _on_connect_failed(self, reason: str) -> None:
+        self._client = None
+        self._connection_lost(reason)
+
+    def _on_disconnected(self, reason: str) -> None:
+        self._client = None
+        self._connection_lost(reason)
+
+    def _connection_lost(self, reason: str) -> None:
+        """The socket is gone (or never came): retry if we had been online, else give up."""
+        self._cancel_timer()
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+        self._generation += 1
+        if not self._ever_online:
+            self._set_state(State.DISCONNECTED, reason)
+            self.listener.login_failed(reason)
+            return
+        delay = self.backoff.delay(self._attempt)
+        self._attempt += 1
+        self._set_state(
+            State.WAITING, f"{reason}. Reconnecting in {delay:.1f} s (attempt {self._attempt})"
+        )
+        self._start_timer(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._timer = None
+        if self.state is State.WAITING:
+            self._open_connection()
+
+    def _went_online(self) -> None:
+        self._cancel_timer()
+        first = not self._ever_online
+        self._ever_online = True
+        self._attempt = 0
+        self._name_taken = 0
+        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port} as {self.name}")
+        self.listener.logged_in(first)
+        if not self._expect_history:
+            self._resend_pending()
+
+    # -------------------------------------------------------------- responses
+    def _on_info(self, info: InfoResponse) -> None:
+        if info.event == Event.JOIN and info.user:
+            self._set_users([*self.users, info.user])
+        elif info.event == Event.LEAVE and info.user:
+            self._set_users([u for u in self.users if u.lower() != info.user.lower()])
+        elif info.users is not None:
+            self._set_users(list(info.users))
+        if self.state is State.LOGGING_IN and info.event is None:
+            # A TkChat server says who is online and always sends history next.
+            self._expect_history = info.users is not None
+            self.listener.show_info(info.text)
+            self._went_online()
+            return
+        if info.event in (Event.JOIN, Event.LEAVE) and info.user:
+            verb = "joined" if info.event == Event.JOIN else "left"
+            self.listener.show_info(f"{info.user} {verb} the chat")
+        else:
+            self.listener.show_info(info.text)
+
+    def _on_history(self, history: HistoryResponse) -> None:
+        if self.state is State.LOGGING_IN:
+            self._expect_history = True
+            self._went_online()
+        if history.text:
+            self.listener.show_info(history.text)
+        for message in history.messages:
+            self._on_message(message, from_history=True)
+        if self._expect_history:
+            self._expect_history = False
+            self._resend_pending()
+
+    def _on_error(self, error: ErrorResponse) -> None:
+        if self.state is State.LOGGING_IN:
+            self._login_refused(error)
+            return
+        self.listener.show_error(error.text or "the server reported an error")
+
+    def _login_refused(self, error: ErrorResponse) -> None:
+        reason = error.text or "the server refused the login"
+        if not self._ever_online or error.code in _FINAL_LOGIN_ERRORS:
+            self._ever_online = False
+            self._connection_lost(reason)
+            return
+        # On a reconnect the server may not have noticed our old connection dropping yet.
+        self._name_taken += 1
+        if error.code == ErrorCode.NAME_TAKEN and self._name_taken > _MAX_NAME_TAKEN_RETRIES:
+            self._ever_online = False
+        self._connection_lost(reason)
+
+    def _on_message(self, message: Message, *, from_history: bool) -> None:
+        if message.id is not None:
+            if message.id in self._seen_ids:
+                return
+            self._seen_ids.add(message.id)
+        else:
+            key = (message.user, message.text, message.timestamp.isoformat())
+            if from_history and key in self._seen_keys:
+                return
+            self._remember_key(key)
+        own = bool(self.name) and message.user.lower() == self.name.lower()
+        settled = None
+        if own and message.nonce is not None and message.nonce in self.pending:
+            settled = message.nonce
+            del self.pending[settled]
+        elif own and message.nonce is None and not from_history and self.pending:
+            # A KTN server that drops nonces: the oldest pending message with this text.
+            for nonce, pending in self.pending.items():
+                if pending.text == message.text and pending.sends:
+                    settled = nonce
+                    break
+            if settled is not None:
+                del self.pending[settled]
+        self.listener.show_message(message, own, settled, from_history)
+
+    def _remember_key(self, key: tuple[str, str, str]) -> None:
+        self._seen_keys.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > 5000:
+            self._seen_keys.discard(self._seen_order.popleft())
+
+    def _set_users(self, users: list[str]) -> None:
+        unique: dict[str, str] = {}
+        for user in users:
+            unique.setdefault(user.lower(), user)
+        self.users = sorted(unique.values(), key=str.lower)
+        self.listener.users_changed(self.users)
+
+    # -------------------------------------------------------------- sending
+    def _resend_pending(self) -> None:
+        for pending in list(self.pending.values()):
+            self._transmit(pending)
+
+    def _transmit(self, pending: Pending) -> None:
+        if self._client is None:
+            return
+        pending.sends += 1
+        if pending.sends > 1:
+            log.info("resending pending message %s (send %d)", pending.nonce, pending.sends)
+        self._client.send_message(pending.text, pending.nonce)
+
+    # ---------------------------------------------------------------- helpers
+    def _set_state(self, state: State, detail: str) -> None:
+        self.state = state
+        log.info("session %s: %s", state.value, detail)
+        self.listener.session_state(state, detail)
+
+    def _start_timer(self, seconds: float, callback: Callable[[], None]) -> None:
+        self._cancel_timer()
+        self._timer = self._after(max(1, int(seconds * 1000)), callback)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            try:
+                self._after_cancel(self._timer)
+            except Exception:  # the widget may already be gone at shutdown
+                pass
+            self._timer = None
+
+
+def _close_after_logout(client: Client) -> None:
+    """Give the writer a moment to send ``logout`` before the socket is shut."""
+    deadline = time.monotonic() + 0.5
+    while client.connected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.disconnect()

@@ -1,0 +1,60 @@
+"""``UserList``: who is online, with a count, kept live by the session's join/leave events."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import font as tkfont
+from tkinter import ttk
+
+from gui import theme
+from gui.display import tk_safe
+
+
+class UserList(ttk.Frame):
+    def __init__(self, master: tk.Misc, text_font: tkfont.Font) -> None:
+        super().__init__(master, padding=(8, 6, 4, 6))
+        self.header = ttk.Label(self, text="Online", style="Heading.TLabel")
+        self.header.pack(side="top", anchor="w", pady=(0, 6))
+        self.listbox = tk.Listbox(
+            self,
+            font=text_font,
+            borderwidth=0,
+            highlightthickness=0,
+            activestyle="none",
+            selectmode="browse",
+            width=16,
+            exportselection=False,
+        )
+        self.listbox.pack(side="top", fill="both", expand=True)
+        self.names: list[str] = []
+        self._own = ""
+        self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        p = theme.palette(self)
+        self.listbox.configure(
+            background=p.background,
+            foreground=p.foreground,
+            selectbackground=p.select_bg,
+            selectforeground=p.foreground,
+        )
+        self._refresh()
+
+    def set_own_name(self, name: str) -> None:
+        self._own = name
+        self._refresh()
+
+    def set_users(self, names: list[str]) -> None:
+        self.names = list(names)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        p = theme.palette(self)
+        self.listbox.delete(0, "end")
+        for index, name in enumerate(self.names):
+            own = name.lower() == self._own.lower()
+            self.listbox.insert("end", tk_safe(name) + ("  (you)" if own else ""))
+            colour = p.nicks[theme.nick_index(name, p)]
+            self.listbox.itemconfigure(index, foreground=p.own if own else colour)
+        self.header.configure(text=f"Online — {len(self.names)}")

@@ -1,0 +1,143 @@
+"""Driving real TkChat windows like a person: type into widgets with generated key events,
+press Enter, and wait (pumping the Tk event loop, never sleeping blind) until something shows.
+
+Several ``Person`` windows share one Tk root, each a ``Toplevel`` with its own ``ChatApp``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+
+from gui.app import ChatApp
+from gui.hosting import HostConfig
+from gui.session import Backoff, State
+
+# Characters typed as key events; anything else is inserted the way an input method would.
+_KEYSYMS = {
+    " ": "space",
+    "!": "exclam",
+    ":": "colon",
+    "/": "slash",
+    ".": "period",
+    ",": "comma",
+    "?": "question",
+    "@": "at",
+    "_": "underscore",
+    "-": "minus",
+    "'": "apostrophe",
+}
+FAST_BACKOFF = Backoff(first=0.05, maximum=0.3)
+WAIT_SECONDS = 10.0
+
+
+class Person:
+    """One user at one TkChat window."""
+
+    def __init__(self, root: tk.Tk, name: str, tmp: Path, host_db: str = ":memory:") -> None:
+        self.root = root
+        self.name = name
+        self.top = tk.Toplevel(root)
+        self.app = ChatApp(
+            self.top,
+            tmp / f"config-{name}",
+            host_config=HostConfig(bind="127.0.0.1", port=0, db=host_db),
+            backoff=FAST_BACKOFF,
+            login_timeout=3.0,
+        )
+
+    # ------------------------------------------------------------- looking
+    @property
+    def shown(self) -> str:
+        return self.app.pane.content()
+
+    @property
+    def error(self) -> str:
+        return str(self.app.connect_view.error_label.cget("text"))
+
+    @property
+    def state(self) -> State:
+        return self.app.session.state
+
+    def dump(self) -> str:
+        return (
+            f"--- {self.name}: state={self.state.value} users={self.app.session.users} "
+            f"pending={len(self.app.session.pending)} error={self.error!r}\n{self.shown}"
+        )
+
+    # -------------------------------------------------------------- acting
+    def type_into(self, widget: tk.Misc, text: str, clear: bool = True) -> None:
+        widget.focus_force()
+        self.root.update()
+        if clear:
+            if isinstance(widget, tk.Text):
+                widget.delete("1.0", "end")
+            else:
+                widget.delete(0, "end")  # type: ignore[attr-defined]
+        for char in text:
+            keysym = char if char.isascii() and char.isalnum() else _KEYSYMS.get(char)
+            if keysym is not None:
+                widget.event_generate("<KeyPress>", keysym=keysym)
+            else:
+                widget.insert("insert", char)  # type: ignore[attr-defined]
+        self.root.update()
+
+    def press(self, widget: tk.Misc, keysym: str) -> None:
+        widget.focus_force()
+        self.root.update()
+        widget.event_generate("<KeyPress>", keysym=keysym)
+        self.root.update()
+
+    def log_in(self, port: int, name: str | None = None, host: str = "127.0.0.1") -> None:
+        """Fill the connect screen and press Enter (does not wait)."""
+        view = self.app.connect_view
+        self.type_into(view.host_entry, host)
+        self.type_into(view.port_entry, str(port))
+        self.type_into(view.name_entry, name or self.name)
+        self.press(view.name_entry, "Return")
+
+    def say(self, text: str) -> None:
+        """Type a message in the input box and press Enter."""
+        box = self.app.chat_view.input
+        self.type_into(box, text)
+        self.press(box, "Return")
+
+    def close(self) -> None:
+        self.app.close()
+        self.top.destroy()
+
+
+def wait_until(
+    root: tk.Tk,
+    condition: Callable[[], bool],
+    what: str,
+    people: tuple[Person, ...] = (),
+    timeout: float = WAIT_SECONDS,
+) -> None:
+    """Pump the Tk loop until ``condition`` holds; on timeout fail showing each window."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            dumps = "\n".join(p.dump() for p in people)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{dumps}")
+        root.update()
+        time.sleep(0.002)  # let the network threads run between pumps (no busy spin)
+
+
+def online(*people: Person) -> Callable[[], bool]:
+    return lambda: all(p.state is State.ONLINE for p in people)
+
+
+def screenshot(window: tk.Misc, path: Path) -> None:
+    """A PNG of one window, from the X server (ImageMagick's ``import``)."""
+    tool = shutil.which("import")
+    assert tool is not None, "screenshots need ImageMagick's 'import' (apt install imagemagick)"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    window.winfo_toplevel().lift()
+    window.update()
+    frame = window.winfo_toplevel().wm_frame()
+    subprocess.run([tool, "-window", frame, str(path)], check=True, timeout=20)

@@ -1,0 +1,175 @@
+"""The connect screen against a real server: logging in, the errors a person can hit, hosting
+a chat from the app, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+
+from server.app import ChatServer
+from tests.conftest import ROOT
+from tests.gui.harness import Person, online, wait_until
+
+
+def test_log_in_through_the_connect_screen_and_see_each_other(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    alice, bob = person("alice"), person("bob")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "alice online", (alice,))
+    assert alice.app.on_chat_screen
+    bob.log_in(server.port)
+    wait_until(root, online(bob), "bob online", (alice, bob))
+    wait_until(
+        root,
+        lambda: alice.app.chat_view.users.names == ["alice", "bob"],
+        "alice's list to show bob",
+        (alice, bob),
+    )
+    assert bob.app.chat_view.users.names == ["alice", "bob"]
+    assert str(bob.app.chat_view.users.header.cget("text")).endswith("2")
+    assert "bob joined the chat" in alice.shown
+    assert "bob @ 127.0.0.1" in bob.top.title()
+    saved = json.loads((alice.app.config_dir / "settings.json").read_text())
+    assert (saved["host"], saved["port"], saved["username"]) == ("127.0.0.1", server.port, "alice")
+
+
+def test_the_connect_screen_remembers_the_last_server_and_name(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "alice online", (alice,))
+    alice.close()
+    again = Person(root, "alice", alice.app.config_dir.parent)
+    try:
+        view = again.app.connect_view
+        assert (view.host_var.get(), view.port_var.get(), view.name_var.get()) == (
+            "127.0.0.1",
+            str(server.port),
+            "alice",
+        )
+    finally:
+        again.close()
+
+
+def test_a_bad_name_is_refused_on_the_spot(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    alice = person("alice")
+    alice.log_in(server.port, name="no spaces!")
+    assert "cannot be used" in alice.error
+    assert "letters" in alice.error
+    assert server.connection_count() == 0  # checked before connecting
+    assert not alice.app.on_chat_screen
+
+
+def test_a_taken_name_is_explained_and_the_user_can_pick_another(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    alice, impostor = person("alice"), person("impostor")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "alice online", (alice,))
+    impostor.log_in(server.port, name="ALICE")
+    wait_until(root, lambda: "taken" in impostor.error, "a 'taken' error", (alice, impostor))
+    assert not impostor.app.on_chat_screen
+    impostor.log_in(server.port, name="bob")
+    wait_until(root, online(impostor), "second try online", (alice, impostor))
+
+
+def test_a_server_that_is_not_there_gives_a_clear_error(
+    root: tk.Tk, person: Callable[[str], Person]
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    alice = person("alice")
+    alice.log_in(port)
+    wait_until(root, lambda: "cannot reach" in alice.error, "a connect error", (alice,))
+    assert "Is the server running" in alice.error
+    assert str(alice.app.connect_view.connect_button.state()) == "()"  # usable again
+
+
+def test_a_server_that_never_answers_the_login(
+    root: tk.Tk, person: Callable[[str], Person]
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        alice = person("alice")
+        alice.app.session.login_timeout = 0.5
+        alice.log_in(silent.getsockname()[1])
+        wait_until(root, lambda: "no answer to the login" in alice.error, "timeout", (alice,))
+    finally:
+        silent.close()
+
+
+def test_host_a_chat_and_let_someone_join(
+    root: tk.Tk, person: Callable[[str], Person], tmp_path: Path
+) -> None:
+    alice, bob = person("alice"), person("bob")
+    view = alice.app.connect_view
+    alice.type_into(view.name_entry, "alice")
+    view.host_button.invoke()
+    wait_until(root, online(alice), "alice hosting", (alice,))
+    hosted = alice.app.hosted
+    assert hosted is not None
+    assert f"Others join at 127.0.0.1:{hosted.port}" in alice.shown
+    bob.log_in(hosted.port)
+    wait_until(root, online(bob), "bob online", (alice, bob))
+    bob.say("hi host")
+    wait_until(root, lambda: "hi host" in alice.shown, "alice to hear bob", (alice, bob))
+
+
+def _gui_process(*args: str, config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gui", "--config-dir", str(config), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_the_command_line_connects_and_logs_in(server: ChatServer, tmp_path: Path) -> None:
+    proc = _gui_process(
+        "--connect", f"127.0.0.1:{server.port}", "--user", "carol", config=tmp_path / "c"
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while "carol" not in server.room.names():
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "carol never logged in"
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_without_tk_the_app_says_how_to_fix_it() -> None:
+    code = (
+        "import sys; sys.modules['tkinter'] = None; "
+        "from gui.__main__ import main; sys.exit(main([]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "python3-tk" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
