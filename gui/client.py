@@ -23,6 +23,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 # Other KTN servers may send big history objects; our own never exceeds 64 KiB.
 CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
+ANSWER_QUIET_SECONDS = 0.05
 _STOP = None
 
 
@@ -242,9 +244,26 @@ class Client:
                 except OSError:
                     pass
                 return
-            self._answered.wait(self.answer_wait)
+            self._await_answer()
             if payload.get("request") == "logout":
                 self._close_after_logout(sock)
+                return
+
+    def _await_answer(self) -> None:
+        """Wait (bounded by ``answer_wait``) until the server has answered and gone quiet.
+
+        An answer can be several objects (a login: ``info``, then ``history``).  Sending the
+        next request on the first of them could put two requests in one ``recv`` of a classic
+        server that is still writing the rest; once it has been quiet for ``ANSWER_QUIET``
+        seconds it is back in ``recv``.
+        """
+        deadline = time.monotonic() + self.answer_wait
+        if not self._answered.wait(self.answer_wait):
+            return  # no answer at all (a server that does not echo, say): go on
+        while True:
+            self._answered.clear()
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._answered.wait(min(ANSWER_QUIET_SECONDS, left)):
                 return
 
     def _close_after_logout(self, sock: socket.socket) -> None:

@@ -113,6 +113,11 @@ class MessagePane(ttk.Frame):
         family = self.text_font.actual("family")
         self.bold_font.configure(family=family, size=size)
         self.small_font.configure(family=family, size=max(6, size - 1))
+        if hasattr(self, "text"):
+            indent = self.small_font.measure("00:00  ")
+            for tag in ("line", "info", "error"):
+                self.text.tag_configure(tag, lmargin2=indent)
+            self.text.tag_configure("cont", lmargin1=indent, lmargin2=indent)
 
     def set_own_name(self, name: str) -> None:
         """Own lines are marked; others' lines that mention ``name`` are highlighted."""
@@ -128,13 +133,13 @@ class MessagePane(ttk.Frame):
         text.tag_configure("time", font=self.small_font)
         text.tag_configure("nick", font=self.bold_font)
         text.tag_configure("own", font=self.bold_font)
-        text.tag_configure("line", lmargin2=28)
-        text.tag_configure("info", lmargin2=28)
-        text.tag_configure("error", lmargin2=28)
         text.tag_configure("day", justify="center", spacing1=10, spacing3=6)
         text.tag_configure("unread", justify="center", spacing1=6, spacing3=6)
         text.tag_configure("link", underline=True)
-        text.tag_raise("sel")
+        for tag in ("line", "info", "error", "cont", "pending", "mention", "time", "link", "sel"):
+            text.tag_configure(tag)
+            text.tag_raise(tag)  # in this order: a later tag's colour wins
+        self.sync_fonts()
 
     def apply_palette(self) -> None:
         """Colours for the theme in force (the Text is a classic widget, sv-ttk skips it)."""
@@ -198,6 +203,8 @@ class MessagePane(ttk.Frame):
         body = tk_safe(text, self._non_bmp)
         tags = ("line", "pending", tag)
         self.text.configure(state="normal")
+        first = not self.text.compare("incoming", "<", "end-1c")
+        start = self.text.index("end-1c")
         self.text.insert(
             "end",
             self._clock(now_utc()),
@@ -209,6 +216,8 @@ class MessagePane(ttk.Frame):
             _PENDING_SUFFIX + "\n",
             ("time", *tags),
         )
+        if first:  # the mark was at the very end and moved past the new line: put it back
+            self.text.mark_set("incoming", start)
         self.text.configure(state="disabled")
         self._follow(True)
 
@@ -220,16 +229,27 @@ class MessagePane(ttk.Frame):
         return len(self._pending_tags)
 
     def _add_body(self, body: str, line: tuple[str, ...]) -> None:
-        if "://" not in body and "www." not in body.lower():
-            self._batch += (body + "\n", line)
+        """The text after the name; lines after the first are indented under the text."""
+        if "\n" not in body:
+            self._add_segment(body + "\n", line)
+            return
+        first, *rest = body.split("\n")
+        self._add_segment(first + "\n", line)
+        cont = ("cont", *line)
+        for part in rest:
+            self._add_segment(part + "\n", cont)
+
+    def _add_segment(self, text: str, tags: tuple[str, ...]) -> None:
+        if "://" not in text and "www." not in text.lower():
+            self._batch += (text, tags)
             return
         start = 0
-        for match in _LINK.finditer(body):
+        for match in _LINK.finditer(text):
             if match.start() > start:
-                self._batch += (body[start : match.start()], line)
-            self._batch += (match.group(), ("link", *line))
+                self._batch += (text[start : match.start()], tags)
+            self._batch += (match.group(), ("link", *tags))
             start = match.end()
-        self._batch += (body[start:] + "\n", line)
+        self._batch += (text[start:], tags)
 
     def _clock(self, when: datetime) -> str:
         """``HH:MM  `` in local time, plus a day separator line when the day changes.

@@ -139,5 +139,9 @@ def screenshot(window: tk.Misc, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     window.winfo_toplevel().lift()
     window.update()
-    frame = window.winfo_toplevel().wm_frame()
-    subprocess.run([tool, "-window", frame, str(path)], check=True, timeout=20)
+    top = window.winfo_toplevel()
+    # The menu bar lives in Tk's wrapper window above the toplevel; winfo_y is its height.
+    menubar = top.winfo_y()
+    x, y = top.winfo_rootx(), top.winfo_rooty() - menubar
+    crop = f"{top.winfo_width()}x{top.winfo_height() + menubar}+{x}+{y}"
+    subprocess.run([tool, "-window", "root", "-crop", crop, str(path)], check=True, timeout=20)

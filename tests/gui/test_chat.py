@@ -150,6 +150,7 @@ def test_commands_history_and_tab_completion(
     alice.type_into(box, "a", clear=False)
     alice.press(box, "Tab")
     assert box.value == "bob: thanks alice "
+    wait_until(root, lambda: not alice.app.session.pending, "echoes", (alice,))
     alice.say("/clear")
     assert "one" not in alice.shown
     alice.say("//slash is fine")
