@@ -1,0 +1,185 @@
+"""The terminal client as a person uses it: ``python -m gui.terminal`` in a real subprocess,
+typing into its stdin and reading what it prints, against real servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from server.app import ChatServer
+from tests.conftest import ROOT, ServerProcess
+from tests.wire import WireClient
+
+CLOCK = r"\[\d\d:\d\d:\d\d\]"
+
+
+class Terminal:
+    """One ``python -m gui.terminal`` process; its output lines are collected by a thread."""
+
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gui.terminal", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"},
+        )
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._changed = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.errors), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, stream: object, into: list[str]) -> None:
+        assert hasattr(stream, "readline")
+        for line in iter(stream.readline, ""):
+            with self._changed:
+                into.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def type(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait_line(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first output line matching ``pattern`` (a regex, searched)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if regex.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"no line matching {pattern!r} in {timeout} s; output: {self.lines}; "
+                        f"stderr: {self.errors}"
+                    )
+                self._changed.wait(left)
+
+    def end(self, timeout: float = 10.0) -> int:
+        """Close stdin (end of input) and wait for the process to exit."""
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        code = self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def terminals() -> Iterator[Callable[[int], Terminal]]:
+    started: list[Terminal] = []
+
+    def start(port: int) -> Terminal:
+        terminal = Terminal(port)
+        started.append(terminal)
+        return terminal
+
+    yield start
+    for terminal in started:
+        terminal.kill()
+
+
+def test_terminal_chats_with_another_client_and_prints_formatted_lines(
+    server: ChatServer, terminals: Callable[[int], Terminal]
+) -> None:
+    alice = terminals(server.port)
+    alice.wait_line(r"^\* connected to 127\.0\.0\.1:\d+")
+    alice.type("login alice")
+    alice.wait_line(r"--- end of history ---")
+    bob = WireClient(server.port)
+    try:
+        bob.login("bob")
+        alice.wait_line(rf"^{CLOCK} \* bob joined the chat$")
+        alice.type("hello bob")  # plain text, once logged in, is a message
+        assert bob.expect("message", sender="alice")["content"] == "hello bob"
+        alice.wait_line(rf"^{CLOCK} alice: hello bob$")  # the echo
+        bob.send("msg", "hi alice \u00e9\U0001f600")
+        alice.wait_line(rf"^{CLOCK} bob: hi alice \u00e9\U0001f600$")
+        bob.send("msg", "\x1b[2J sneaky")  # a terminal escape is shown, not obeyed
+        alice.wait_line(r"bob: \\x1b\[2J sneaky$")
+        alice.type("msg  two  spaces")
+        alice.wait_line(rf"^{CLOCK} alice:  two  spaces$")
+        alice.type("names")
+        alice.wait_line(rf"^{CLOCK} \* Users in the chat: alice, bob$")
+        alice.type("frobnicate now")  # logged in: sent as a message, never a crash
+        alice.wait_line(r"alice: frobnicate now$")
+        alice.type("logout")
+        alice.wait_line(r"^\* logged out$")
+        assert alice.end() == 0
+        for _ in range(20):  # skip bob's own echoes and alice's messages
+            event = bob.recv()
+            if event.get("event") == "leave":
+                assert event["user"] == "alice"
+                break
+        else:
+            raise AssertionError("bob never heard alice leave")
+    finally:
+        bob.close()
+    assert not [e for e in alice.errors if "Traceback" in e], alice.errors
+
+
+def test_terminal_before_login_explains_and_shows_errors(
+    server: ChatServer, terminals: Callable[[int], Terminal]
+) -> None:
+    term = terminals(server.port)
+    term.type("hello?")
+    term.wait_line(r"^! unknown command 'hello\?'")
+    term.type("names")
+    term.wait_line(rf"^{CLOCK} ! error \(not_logged_in\): ")
+    term.type("login not valid")
+    term.wait_line(rf"^{CLOCK} ! error \(invalid_username\): ")
+    term.type("help")
+    term.wait_line(r"logout")
+    assert term.end() == 0  # end of input before login: just leaves
+
+
+def test_two_terminals_chat_and_a_late_third_sees_the_history(
+    server_process: Callable[..., ServerProcess],
+    terminals: Callable[[int], Terminal],
+    tmp_path: object,
+) -> None:
+    proc = server_process("--port", "0", "--db", f"{tmp_path}/chat.sqlite3")
+    alice, bob = terminals(proc.port), terminals(proc.port)
+    alice.type("login alice")
+    alice.wait_line(r"--- end of history ---")
+    bob.type("login bob")
+    bob.wait_line(r"--- end of history ---")
+    alice.wait_line(r"\* bob joined the chat$")
+    alice.type("msg hello from alice")
+    bob.wait_line(rf"^{CLOCK} alice: hello from alice$")
+    bob.type("hi alice, bob here")
+    alice.wait_line(rf"^{CLOCK} bob: hi alice, bob here$")
+    carol = terminals(proc.port)
+    carol.type("login carol")
+    carol.wait_line(r"^--- history: 2 earlier message\(s\) ---$")
+    carol.wait_line(rf"^{CLOCK} alice: hello from alice$")
+    carol.wait_line(rf"^{CLOCK} bob: hi alice, bob here$")
+    carol.wait_line(r"^--- end of history ---$")
+    for term in (alice, bob, carol):
+        assert term.end() == 0  # end of input: logs out and exits
+    assert proc.stop() == 0
+    assert not [e for t in (alice, bob, carol) for e in t.errors if "Traceback" in e]
