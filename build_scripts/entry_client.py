@@ -5,7 +5,7 @@ PyInstaller freezes a script, not a ``-m`` module, so this file stands in for ``
 
 import sys
 
-from gui.__main__ import main  # type: ignore[import-not-found, unused-ignore]  # TODO: drop once gui lands
+from gui.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())
