@@ -39,6 +39,9 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
+        # Connections let in and not yet shut, counted on the accept thread itself: handlers
+        # register on their own threads, too late for a burst of connects to see them.
+        self._admitted: set[Any] = set()
         self._stopped = False
         self._serving: threading.Thread | None = None
         try:
@@ -55,7 +58,9 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     # ------------------------------------------------------------ connections
     def verify_request(self, request: Any, client_address: Any) -> bool:
         with self._handlers_lock:
-            full = len(self._handlers) >= self.config.max_connections
+            full = len(self._admitted) >= self.config.max_connections
+            if not full:
+                self._admitted.add(request)
         if full:
             log.warning(
                 "refused %s: %d connections already (--max-connections)",
@@ -76,6 +81,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             return False
         return True
 
+    def shutdown_request(self, request: Any) -> None:
+        with self._handlers_lock:
+            self._admitted.discard(request)
+        super().shutdown_request(request)
+
     def register(self, handler: ClientHandler) -> None:
         with self._handlers_lock:
             self._handlers.add(handler)
@@ -85,8 +95,9 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._handlers.discard(handler)
 
     def connection_count(self) -> int:
+        """Connections admitted and not yet fully shut."""
         with self._handlers_lock:
-            return len(self._handlers)
+            return len(self._admitted)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("error while serving %s", client_address)

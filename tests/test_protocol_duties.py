@@ -153,6 +153,20 @@ def test_connection_limit_refuses_the_next_connection(make_server: MakeServer) -
             client.close()
 
 
+def test_connection_limit_holds_for_a_burst_of_connects(make_server: MakeServer) -> None:
+    server = make_server(max_connections=20)
+    clients = [WireClient(server.port) for _ in range(30)]  # no waiting between connects
+    try:
+        answers = []
+        for client in clients:
+            client.send("help")
+            answers.append(client.recv()["response"])
+        assert answers.count("info") == 20 and answers.count("error") == 10
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_login_timeout_closes_only_idle_connections(make_server: MakeServer) -> None:
     server = make_server(login_timeout=0.4)
     alice, idle = WireClient(server.port), WireClient(server.port)
