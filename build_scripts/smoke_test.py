@@ -9,8 +9,9 @@ The unit tests run the source; this runs what users download, to catch what only
    log in, see each other join, chat, ask for names.
 3. Starts ``ChatClient --connect 127.0.0.1:PORT --user smoke --config-dir <tmp>`` (on Linux inside
    its own Xvfb unless ``--use-display``), checks that its window is shown (xdotool, Linux) and
-   that it logged in (alice sees ``smoke`` join, the server logs ``login smoke``), lets alice and
-   bob greet it, and saves a screenshot (Pillow) to ``test-output/smoke-client.png``: look at it.
+   that it logged in (alice sees ``smoke`` join, the server logs ``login smoke``), types a line
+   into it with real key presses (Linux) that bob must receive, lets alice and bob greet it,
+   and saves a screenshot (Pillow) to ``test-output/smoke-client.png``: look at it.
 4. Stops the client, then the server, by the pids it started; the server must exit 0.
 
 Every wait is bounded; every failure says what was expected and where the logs are.  The last line
@@ -254,38 +255,37 @@ def xvfb(use_display: bool) -> Iterator[str | None]:
         stop(proc, "Xvfb")
 
 
-def visible_windows(display: str) -> list[str]:
-    """'name (WxH)' of every visible named window on ``display`` (xdotool, Linux only)."""
-    env = {**os.environ, "DISPLAY": display}
-    ids = subprocess.run(
-        ["xdotool", "search", "--onlyvisible", "--name", "."],
-        env=env,
+def xdotool(display: str, *args: str) -> str:
+    """Run one xdotool command on ``display`` (bounded); its stdout."""
+    return subprocess.run(
+        ["xdotool", *args],
+        env={**os.environ, "DISPLAY": display},
         capture_output=True,
         text=True,
         timeout=10,
         check=False,
-    ).stdout.split()
+    ).stdout.strip()
+
+
+def visible_windows(display: str) -> list[tuple[str, str]]:
+    """(id, 'name (WxH)') of every visible named window on ``display`` (xdotool, Linux only)."""
     shown = []
-    for wid in ids[:20]:
-        name = subprocess.run(
-            ["xdotool", "getwindowname", wid],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-        geo = subprocess.run(
-            ["xdotool", "getwindowgeometry", wid],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout
-        size = re.search(r"Geometry: (\d+x\d+)", geo)
-        shown.append(f"{name!r} ({size.group(1) if size else '?'})")
+    for wid in xdotool(display, "search", "--onlyvisible", "--name", ".").split()[:20]:
+        name = xdotool(display, "getwindowname", wid)
+        size = re.search(r"Geometry: (\d+x\d+)", xdotool(display, "getwindowgeometry", wid))
+        shown.append((wid, f"{name!r} ({size.group(1) if size else '?'})"))
     return shown
+
+
+def type_into(display: str, wid: str, text: str) -> None:
+    """Real key presses into the window (XTEST): focus it, type, press Return.
+
+    Not ``xdotool type --window``: that sends synthetic events, which Tk ignores.  Xvfb has no
+    window manager, so focusing the toplevel by hand is what a click would do on a desktop.
+    """
+    xdotool(display, "windowfocus", "--sync", wid)
+    xdotool(display, "type", "--delay", "30", text)
+    xdotool(display, "key", "Return")
 
 
 def screenshot(display: str | None, path: Path) -> str:
@@ -459,14 +459,18 @@ def run_client(
             if LINUX and display is not None:
                 if shutil.which("xdotool") is None:
                     raise SmokeFailure("xdotool is not installed: apt-get install xdotool")
-                windows: list[str] = []
+                windows: list[tuple[str, str]] = []
 
                 def shown() -> bool:
                     windows[:] = visible_windows(display)
                     return bool(windows)
 
                 wait_until(shown, TIMEOUT, "a visible ChatClient window (xdotool search)")
-                checks.ok(f"ChatClient window shown: {', '.join(windows)}")
+                checks.ok(f"ChatClient window shown: {', '.join(w[1] for w in windows)}")
+                typed = "hello from the built client"
+                type_into(display, windows[0][0], typed)
+                bob.expect("the message typed into ChatClient", is_message("smoke", typed))
+                checks.ok("a message typed into ChatClient's window reached the others")
 
             alice.send("msg", "welcome smoke!")
             bob.send("msg", "the built client works 🎉")
