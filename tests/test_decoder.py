@@ -97,3 +97,56 @@ def test_one_byte_at_a_time_is_linear() -> None:
     for i in range(len(data)):
         out.extend(decoder.feed(data[i : i + 1]))
     assert out == [{"content": "y" * 60000}]
+
+
+def test_server_mode_answers_one_error_per_bad_line() -> None:
+    decoder = StreamDecoder()
+    out = decoder.feed(b'{"a": [}]}\n{"a": 1} trailing junk\n{"b": 2}\n')
+    assert [item if isinstance(item, dict) else item.code for item in out] == [
+        "bad_request",
+        {"a": 1},
+        "bad_request",
+        {"b": 2},
+    ]
+
+
+def test_server_mode_skips_the_rest_of_a_bad_line_even_a_good_object() -> None:
+    out = StreamDecoder().feed(b'{"a": tru}{"b": 2}\n{"c": 3}\n')
+    assert [item if isinstance(item, dict) else item.code for item in out] == [
+        "bad_request",
+        {"c": 3},
+    ]
+
+
+def test_client_mode_resyncs_at_the_next_brace_without_newlines() -> None:
+    """Bare-object servers never send a newline: one bad object must not lose the rest."""
+    decoder = StreamDecoder(resync_at_newline=False)
+    out = decoder.feed(b"Welcome!{\"a\": 1}{'py': 'repr'}[1]{\"b\": 2}")
+    assert [item if isinstance(item, dict) else item.code for item in out] == [
+        "bad_request",
+        {"a": 1},
+        "bad_request",
+        "bad_request",
+        {"b": 2},
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(max_size=20), objects), min_size=1, max_size=5),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_client_mode_finds_every_object_between_brace_free_garbage(
+    items: list[tuple[bytes, dict[str, Any]]], cuts: list[int]
+) -> None:
+    data = b"".join(
+        junk.translate(None, b'{}\n"\\') + json.dumps(obj).encode() for junk, obj in items
+    )
+    decoder = StreamDecoder(resync_at_newline=False)
+    out: list[Any] = []
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    start = 0
+    for point in [*points, len(data)]:
+        out.extend(decoder.feed(data[start:point]))
+        start = point
+    assert [item for item in out if isinstance(item, dict)] == [obj for _, obj in items]
