@@ -245,10 +245,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
         nonce = payload.get("nonce")
-        if nonce is not None and (not isinstance(nonce, str) or len(nonce) > MAX_NONCE_CHARS):
+        if nonce is not None and (
+            # A lone surrogate cannot be stored (SQLite wants UTF-8): refuse it here, or it
+            # would fail the whole batch of messages it was committed with.
+            not isinstance(nonce, str) or len(nonce) > MAX_NONCE_CHARS or not _is_unicode(nonce)
+        ):
             self._error(
                 ErrorCode.BAD_REQUEST,
-                f'bad request: "nonce" must be a string of at most {MAX_NONCE_CHARS} characters',
+                f'bad request: "nonce" must be a string of at most {MAX_NONCE_CHARS} characters'
+                " of valid Unicode",
             )
             return
         problem = _message_problem(content)
@@ -292,6 +297,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
     }
 
 
+def _is_unicode(text: str) -> bool:
+    """False for text holding an unpaired surrogate (JSON allows it, UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _message_problem(content: str | None) -> str | None:
     if content is None:
         return 'bad request: msg needs "content": TEXT'
@@ -299,8 +313,6 @@ def _message_problem(content: str | None) -> str | None:
         return "bad request: the message is empty"
     if len(content) > MAX_MESSAGE_CHARS:
         return f"bad request: messages are at most {MAX_MESSAGE_CHARS} characters"
-    try:
-        content.encode("utf-8")
-    except UnicodeEncodeError:
+    if not _is_unicode(content):
         return "bad request: the message holds an unpaired surrogate (not valid Unicode)"
     return None

@@ -163,7 +163,9 @@ def test_msg_length_counts_characters_not_bytes(connect: Connect) -> None:
     assert client.expect("error")["code"] == "bad_request"
 
 
-@pytest.mark.parametrize("text", ["", " ", "\n\t \r", "\u2003\u3000", "z" * 4001, None])
+@pytest.mark.parametrize(
+    "text", ["", " ", "\n\t \r", "\u2003\u3000", "z" * 4001, None, "lone \udc80 surrogate"]
+)
 def test_msg_empty_whitespace_too_long_or_null_is_bad_request(
     connect: Connect, text: str | None
 ) -> None:
@@ -242,7 +244,7 @@ def test_nonce_belongs_to_its_user(connect: Connect) -> None:
     assert b["id"] > a["id"] and b["sender"] == "bob"
 
 
-@pytest.mark.parametrize("nonce", ["n" * 65, 12, ["x"], {"a": 1}])
+@pytest.mark.parametrize("nonce", ["n" * 65, 12, ["x"], {"a": 1}, "\ud800"])
 def test_bad_nonce_is_bad_request(connect: Connect, nonce: object) -> None:
     client = connect()
     client.login("alice")
