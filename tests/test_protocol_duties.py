@@ -8,6 +8,8 @@ import json
 import logging
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 
 from server.app import ChatServer
-from tests.conftest import ServerProcess, wait_for
+from tests.conftest import ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
 MakeServer = Callable[..., ChatServer]
@@ -305,3 +307,46 @@ def test_tkchat_history_of_long_messages_stays_within_64_kib(make_server: MakeSe
     finally:
         sock.close()
         filler.close()
+
+
+# --------------------------------------------------------------------- the program
+def test_help_explains_every_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for flag in (
+        "--host",
+        "--port",
+        "--db",
+        "--history-size",
+        "--max-connections",
+        "--login-timeout",
+        "--rate-limit",
+        "--password",
+        "--log-level",
+    ):
+        assert flag in out, flag
+
+
+def test_log_says_where_it_listens_and_who_comes_and_goes(
+    server_process: Callable[..., ServerProcess], tmp_path: object
+) -> None:
+    db = f"{tmp_path}/logged.sqlite3"
+    proc = server_process("--port", "0", "--db", db)
+    alice = WireClient(proc.port)
+    alice.login("alice")
+    alice.send("logout")
+    alice.expect("info")
+    alice.wait_closed()
+    alice.close()
+    wait_for(lambda: any("disconnect" in line for line in proc.log), what="disconnect log line")
+    assert proc.stop() == 0
+    text = "\n".join(proc.log)
+    assert f"127.0.0.1:{proc.port}" in text and db in text
+    for word in ("connect from", "login alice", "logout alice", "shutting down"):
+        assert word in text, word
