@@ -149,26 +149,34 @@ def main(argv: list[str] | None = None) -> int:
     except ConnectionError as exc:
         print(f"! {exc}", file=sys.stderr)
         return 1
+    # Input is read on its own thread, so that the program also ends when the server closes
+    # the connection while the person is not typing (a shutdown, a logout elsewhere).
+    threading.Thread(
+        target=_read_input, args=(session, sys.stdin, done), name="tkchat-input", daemon=True
+    ).start()
     try:
-        logged_out = False
-        for line in sys.stdin:
-            if done.is_set():
-                break
-            if not session.handle_line(line):
-                logged_out = True
-                break
-        else:
-            if session.logged_in and not done.is_set():
-                client.logout()  # end of input: leave politely
-                logged_out = True
-        if logged_out:
-            # The client closes the connection once the logout is answered (or not, in time).
-            done.wait(2.0)
+        while not done.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         client.disconnect()
     return 0
+
+
+def _read_input(session: TerminalSession, stream: TextIO, done: threading.Event) -> None:
+    """Send each typed line; at ``logout`` or end of input, leave and let ``done`` be set.
+
+    After a logout the client closes the connection once it is answered (or after a short
+    wait), and its ``Disconnected`` sets ``done``; without a login there is nothing to wait for.
+    """
+    for line in stream:
+        if done.is_set() or not session.handle_line(line):
+            return
+    if session.logged_in and session.client.connected:
+        session.client.logout()  # end of input: leave politely
+    else:
+        done.set()
 
 
 if __name__ == "__main__":

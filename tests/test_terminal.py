@@ -183,3 +183,16 @@ def test_two_terminals_chat_and_a_late_third_sees_the_history(
         assert term.end() == 0  # end of input: logs out and exits
     assert proc.stop() == 0
     assert not [e for t in (alice, bob, carol) for e in t.errors if "Traceback" in e]
+
+
+def test_terminal_ends_by_itself_when_the_server_shuts_down(
+    server_process: Callable[..., ServerProcess], terminals: Callable[[int], Terminal]
+) -> None:
+    proc = server_process("--port", "0", "--db", ":memory:")
+    term = terminals(proc.port)
+    term.type("login alice")
+    term.wait_line(r"--- end of history ---")
+    assert proc.stop() == 0
+    term.wait_line(rf"^{CLOCK} \* The server is shutting down\.$")
+    term.wait_line(r"^\* the server closed the connection$")
+    assert term.proc.wait(10) == 0  # stdin still open: nobody typed anything
