@@ -34,7 +34,35 @@ _LINK = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]", re
 _TRIM_SLACK = 0.1  # trim only when this much over the limit, so trimming is rare and cheap
 _PENDING_SUFFIX = "  (sending…)"
 
-Chunk = tuple[str, tuple[str, ...]]
+# The whole of a flush in Tcl, one call per batch (see ``MessagePane.flush``):
+# path limit trim_at settled_tags text tags text tags ...  ->  1 if following the end.
+_FLUSH = "::tkchat::pane_flush"
+_FLUSH_PROC = """
+namespace eval ::tkchat {}
+proc ::tkchat::pane_flush {w limit trim_at settled args} {
+    set following [expr {[lindex [$w yview] 1] >= 0.999}]
+    $w configure -state normal
+    if {[llength $args]} {
+        $w insert incoming {*}$args
+    }
+    foreach tag $settled {
+        set ranges [$w tag ranges $tag]
+        if {[llength $ranges]} {
+            $w delete [lindex $ranges 0] [lindex $ranges end]
+        }
+        $w tag delete $tag
+    }
+    set lines [lindex [split [$w index incoming] .] 0]
+    if {$lines > $trim_at} {
+        $w delete 1.0 [expr {$lines - $limit}].0
+    }
+    $w configure -state disabled
+    if {$following} {
+        $w yview moveto 1.0
+    }
+    return $following
+}
+"""
 
 
 def _tk_supports_non_bmp(widget: tk.Misc) -> bool:
@@ -97,6 +125,7 @@ class MessagePane(ttk.Frame):
         self._unread_in_batch = False
         self.lines_added = 0  # counters for tests and the benchmark
         self.flushes = 0
+        self.text.tk.eval(_FLUSH_PROC)
         self._configure_tags()
         self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
         self.apply_palette()
@@ -280,44 +309,35 @@ class MessagePane(ttk.Frame):
 
     # ------------------------------------------------------------- flushing
     def flush(self) -> int:
-        """Insert everything queued in one Tcl call; trim; keep following.  Lines added."""
+        """Show everything queued, trim, keep following; returns the (text, tags) pairs added.
+
+        All of it is one Tcl call (``_FLUSH_PROC``).  That matters under load: tkinter lets go
+        of the GIL for every Tcl call and must win it back from the network threads after,
+        which can take milliseconds each time while they are busy.
+        """
         if not self._batch and not self._settled:
             return 0
-        text = self.text
-        following = self.at_bottom()
-        text.configure(state="normal")
-        added = 0
-        if self._batch:
-            batch, self._batch = self._batch, []
-            added = len(batch)
-            try:
-                text.tk.call(str(text), "insert", "incoming", *batch)
-            except (tk.TclError, UnicodeError):
-                # One bad string must not lose the rest: insert pairwise, skip what fails.
-                log.warning("a line could not be shown; inserting one by one", exc_info=True)
-                for index in range(0, len(batch), 2):
-                    try:
-                        text.tk.call(str(text), "insert", "incoming", *batch[index : index + 2])
-                    except (tk.TclError, UnicodeError):
-                        continue
-        for tag in self._settled:
-            ranges = text.tag_ranges(tag)
-            if ranges:
-                text.delete(ranges[0], ranges[-1])
-            text.tag_delete(tag)
-            self._pending_tags.discard(tag)
-        self._settled.clear()
+        batch, self._batch = self._batch, []
+        settled, self._settled = self._settled, []
+        self._pending_tags.difference_update(settled)
         self._unread_in_batch = False
-        self._trim()
-        text.configure(state="disabled")
         self.flushes += 1
-        self._follow(following)
-        return added
-
-    def _trim(self) -> None:
-        lines = int(self.text.index("incoming").split(".")[0])
-        if lines > self.scrollback * (1 + _TRIM_SLACK):
-            self.text.delete("1.0", f"{lines - self.scrollback}.0")
+        limit = self.scrollback
+        trim_at = int(limit * (1 + _TRIM_SLACK))
+        path = str(self.text)
+        try:
+            following = self.text.tk.call(_FLUSH, path, limit, trim_at, settled, *batch)
+        except (tk.TclError, UnicodeError):
+            # One bad string must not lose the rest: insert pairwise, skip what fails.
+            log.warning("a line could not be shown; inserting one by one", exc_info=True)
+            for index in range(0, len(batch), 2):
+                try:
+                    self.text.tk.call(_FLUSH, path, limit, trim_at, (), *batch[index : index + 2])
+                except (tk.TclError, UnicodeError):
+                    continue
+            following = self.at_bottom()
+        self._follow(bool(int(following)), scrolled=True)
+        return len(batch) // 2
 
     def _remove_tagged(self, tag: str) -> None:
         ranges = self.text.tag_ranges(tag)
@@ -339,9 +359,10 @@ class MessagePane(ttk.Frame):
     def at_bottom(self) -> bool:
         return float(self.text.yview()[1]) >= 0.999
 
-    def _follow(self, following: bool) -> None:
+    def _follow(self, following: bool, scrolled: bool = False) -> None:
         if following:
-            self.text.yview_moveto(1.0)
+            if not scrolled:
+                self.text.yview_moveto(1.0)
             self._hide_new()
         elif not self._new_shown:
             self.new_button.place(relx=0.5, rely=1.0, anchor="s", y=-12)

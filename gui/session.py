@@ -219,12 +219,13 @@ class Session:
             self._set_state(State.DISCONNECTED, "disconnected")
 
     # -------------------------------------------------------------- draining
-    def drain(self, budget: float) -> bool:
-        """Handle queued events for at most ``budget`` seconds; True if some are left."""
+    def drain(self, budget: float, limit: int = 1_000_000) -> bool:
+        """Handle queued events for at most ``budget`` seconds and ``limit`` events; True if
+        some are left.  The limit bounds the widget work that follows (the pane's flush)."""
         deadline = time.perf_counter() + budget
         get = self.events.get_nowait
         count = 0
-        while True:
+        while count < limit:
             try:
                 generation, event = get()
             except queue.Empty:
@@ -233,7 +234,8 @@ class Session:
                 self._handle(event)
             count += 1
             if count % _CHECK_CLOCK_EVERY == 0 and time.perf_counter() > deadline:
-                return not self.events.empty()
+                break
+        return not self.events.empty()
 
     def _handle(self, event: ClientEvent | ConnectFailed) -> None:
         if isinstance(event, MessageResponse):
