@@ -69,8 +69,12 @@ class MessageReceiver(threading.Thread):
                             reason = "the server sent an object too large to read"
                             fatal = True
                         continue
-                    self.client.receive_message(MessageParser.parse(item))
-                    # receive_message contains its own failures; a bad value costs one value.
+                    try:
+                        response = MessageParser.parse(item)
+                    except Exception:  # a parser bug must cost one value, not the connection
+                        log.exception("cannot parse %.200r", item)
+                        continue
+                    self.client.receive_message(response)  # contains its own failures
                 if fatal:
                     break
         finally:
