@@ -501,3 +501,29 @@ def test_parse_and_format_never_raise_on_any_json(value: object) -> None:
     response = MessageParser.parse(value)
     lines = format_event(response)
     assert lines and all(isinstance(line, str) for line in lines)
+
+
+def test_a_failing_event_handler_is_logged_and_the_connection_goes_on(
+    fakes: list[FakeKTN], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeKTN(reference)
+    fakes.append(fake)
+    events = Events()
+
+    def fragile(event: ClientEvent) -> None:
+        if isinstance(event, InfoResponse):
+            raise RuntimeError("bug in the program using the client")
+        events(event)
+
+    client = Client("127.0.0.1", fake.port, fragile, answer_wait=ANSWER_WAIT)
+    client.run()
+    try:
+        client.login("alice")
+        events.next(HistoryResponse)  # came after the info whose handler raised
+        client.send_message("still working")
+        assert events.next(MessageResponse).message.text == "still working"
+    finally:
+        client.disconnect()
+    failures = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert failures and "event handler failed" in failures[0].getMessage()
+    caplog.clear()  # expected: the autouse guard fails tests on unexpected ERRORs only
