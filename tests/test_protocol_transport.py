@@ -180,3 +180,26 @@ def test_server_writes_each_response_followed_by_a_newline(server: ChatServer) -
         assert json.loads(lines[1])["code"] == "unknown_request"
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("client", ["t/1", None], ids=["tkchat", "classic"])
+def test_client_that_sends_then_half_closes_still_gets_every_answer(
+    server: ChatServer, client: str | None
+) -> None:
+    """``printf '...' | nc host port``: all requests, then end of input, then read."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    login = req("login", "alice") if client is None else req("login", "alice", client=client)
+    try:
+        sock.sendall(login + b"\n" + req("msg", "bye") + b"\n" + req("names"))
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        kinds = [json.loads(line)["response"] for line in data.splitlines()]
+        assert kinds == ["info", "history", "message", "info"], data
+    finally:
+        sock.close()
