@@ -68,6 +68,7 @@ class ChatApp:
         self._title_dirty = True
         self._closed = False
         self._last_activity = time.monotonic()
+        self._focus_later: Callable[[], None] | None = None
         self.theme_in_use = theme.apply(window, self.settings.theme)
         family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
         self.text_font = tkfont.Font(window, family=family, size=self.settings.font_size)
@@ -169,14 +170,24 @@ class ChatApp:
         self.chat_view.pack_forget()
         self.connect_view.pack(fill="both", expand=True)
         self.connect_view.set_busy(self.session.state in (State.CONNECTING, State.LOGGING_IN))
-        self.connect_view.focus_first_empty()
+        self._focus(self.connect_view.focus_first_empty)
         self._title_dirty = True
 
     def show_chat(self) -> None:
         self.connect_view.pack_forget()
         self.chat_view.pack(fill="both", expand=True)
-        self.chat_view.input.focus_set()
+        self._focus(self.chat_view.input.focus_set)
         self._title_dirty = True
+
+    def _focus(self, give_focus: Callable[[], None]) -> None:
+        """Move the keyboard focus now if this window has it, else when it comes back: in
+        Tk, ``focus_set`` in an unfocused window of the same app would steal the focus from
+        the window the user is typing in (a login finishing in the background, say)."""
+        if self.focused:
+            give_focus()
+            self._focus_later = None
+        else:
+            self._focus_later = give_focus
 
     @property
     def on_chat_screen(self) -> bool:
@@ -393,6 +404,9 @@ class ChatApp:
         if focused == self.focused:
             return
         self.focused = focused
+        if focused and self._focus_later is not None:
+            self._focus_later()
+            self._focus_later = None
         if focused and self.unread:
             self.unread = 0
             self._title_dirty = True
