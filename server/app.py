@@ -8,6 +8,7 @@ handler threads joined, then the Sender and the history store.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import socketserver
 import threading
@@ -50,6 +51,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.store.close()
             raise
         self.sender.start()
+        self.room.start()
 
     @property
     def port(self) -> int:
@@ -86,9 +88,23 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._admitted.discard(request)
         super().shutdown_request(request)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Start the connection's thread without waiting for it to run.
+
+        ``threading.Thread.start`` blocks until the new thread has held the GIL once; with
+        hundreds of busy connection threads that wait made the accept loop the bottleneck of a
+        login storm (bench/server_load.py).  The thread ends when its connection ends
+        (``process_request_thread`` always calls ``shutdown_request``), and ``stop`` waits for
+        that through ``connection_count``.
+        """
+        _thread.start_new_thread(self.process_request_thread, (request, client_address))
+
     def register(self, handler: ClientHandler) -> None:
         with self._handlers_lock:
             self._handlers.add(handler)
+            late = self._stopped
+        if late:  # accepted just before stop() looked at the handlers: end it at once
+            handler.close()
 
     def unregister(self, handler: ClientHandler) -> None:
         with self._handlers_lock:
@@ -122,6 +138,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.shutdown()
             self._serving.join(timeout)
         self.server_close()
+        # Store and broadcast every message already accepted before the shutdown notice.
+        self.room.stop(timeout)
         with self._handlers_lock:
             handlers = list(self._handlers)
         if handlers:

@@ -133,6 +133,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def finish(self) -> None:
         name = self._name
         if name is not None:
+            self.server.room.settle(self)  # others hear this user's last words before the leave
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
@@ -150,7 +151,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
-        """Queue one response for this client (never blocks)."""
+        """Queue one response for this client, after the echoes of messages it sent before
+        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        if self._name is not None:
+            self.server.room.settle(self)
         self.outbox.put(MessageParser.encode(payload))
 
     # ----------------------------------------------------------- Member API
@@ -164,6 +168,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def deliver(self, data: bytes) -> None:
         self.outbox.put(data)
+
+    def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
+        self.outbox.put_batch(data, parts)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         name = self._name
@@ -233,6 +240,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
         if name is not None:
+            self.server.room.settle(self)
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
@@ -282,7 +290,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         return is_valid_username(name)
 
     def username_available(self, name: str) -> bool:
-        return name.lower() not in {n.lower() for n in self.server.room.names()}
+        return not self.server.room.is_taken(name)
 
     def _error(self, code: str, text: str) -> None:
         log.debug("%s: error %s: %s", self.who, code, text)

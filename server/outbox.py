@@ -85,9 +85,10 @@ class Outbox:
                 overflow = False
                 self._chunks.append(data)
                 self._queued += len(data)
-                self.drained.clear()
                 wake = not self._scheduled
-                self._scheduled = True
+                if wake:  # while scheduled, drained is already clear (flush sets both)
+                    self._scheduled = True
+                    self.drained.clear()
         if overflow:
             log.warning(
                 "%s: dropping connection, %d bytes of output unread (limit %d)",
@@ -103,6 +104,14 @@ class Outbox:
         if wake:
             self._sender.schedule(self)
         return True
+
+    def put_batch(self, data: bytes, parts: list[bytes]) -> bool:
+        """Queue several objects at once: ``data`` (their concatenation, shared by every
+        member of a broadcast) as one chunk, or each part alone for a one-object-per-send
+        (classic) connection."""
+        if self.coalesce:
+            return self.put(data)
+        return all(self.put(part) for part in parts)
 
     def pause(self, seconds: float) -> None:
         """Leave at least ``seconds`` between what is queued so far and what is queued next."""
