@@ -30,6 +30,7 @@ from common.protocol import (
 from gui.client import Client
 from gui.events import ClientEvent, Connected, Disconnected
 from gui.terminal import TerminalSession, format_event
+from tests.conftest import wait_for
 from tests.fake_ktn import FakeKTN, Script, obj
 
 T = TypeVar("T")
@@ -60,17 +61,6 @@ class Events:
             self.seen.append(event)
             if isinstance(event, kind):
                 return event
-
-    def quiet(self, kind: type[object], timeout: float) -> None:
-        """No ``kind`` event arrives within ``timeout`` (for "the server sends nothing")."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                event = self.queue.get(timeout=left)
-            except queue.Empty:
-                return
-            self.seen.append(event)
-            assert not isinstance(event, kind), event
 
 
 def reference(fake: FakeKTN, request: dict[str, Any]) -> list[bytes]:
@@ -131,9 +121,7 @@ def start(
 
 
 def assert_one_request_per_read(fake: FakeKTN, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while len(fake.requests) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: len(fake.requests) >= count, what=f"{count} requests at the fake server")
     assert len(fake.requests) == count, fake.requests
     assert fake.violations == []
 
