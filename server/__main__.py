@@ -19,7 +19,8 @@ log = logging.getLogger("server")
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m server",
+        # The frozen ChatServer executable is started by its own name, not as a module.
+        prog=None if getattr(sys, "frozen", False) else "python -m server",
         description="TkChat server: a KTN-compatible chat server with persistent history.",
     )
     parser.add_argument(
