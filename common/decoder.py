@@ -17,7 +17,8 @@ Errors (PROTOCOL.md, Transport):
   malformed: a truncated request never swallows the requests after it.
 - ``resync_at_newline=False`` (the client's choice) skips only the bad bytes themselves, up to
   the next ``{``: a KTN server that sends bare objects and never a newline would otherwise lose
-  everything after one bad object.
+  everything after one bad object.  It also reads a raw newline between the tokens of an object
+  as the whitespace it is in JSON, so a server that pretty-prints its objects is understood.
 - more than ``max_bytes`` buffered without a complete object: a fatal ``DecodeError`` with code
   ``too_large``; the caller answers and closes the connection.
 """
@@ -173,8 +174,9 @@ class StreamDecoder:
                     self._in_string = False
                     self._scan = pos
                     return pos
-            else:  # raw newline outside a string, inside an open object
+            elif self.resync_at_newline:  # raw newline outside a string, inside an object
                 return self._cut(pos - 1)
+            # else: JSON whitespace, as in a pretty-printed (json.dumps(indent=...)) object
         self._scan = pos
         self._depth = depth
         self._in_string = in_string

@@ -142,6 +142,17 @@ def test_bare_objects_packed_into_one_read_and_split_across_reads(
     assert events.next(MessageResponse).message.text == "split me"
 
 
+def test_pretty_printed_objects(fakes: list[FakeKTN], clients: list[Client]) -> None:
+    def pretty(response: str, content: Any) -> bytes:
+        return json.dumps(json.loads(obj(response, content)), indent=4).encode() + b"\n\n"
+
+    script = with_answers(login=[pretty("info", "Login successful") + pretty("history", [])])
+    _, client, events = start(fakes, clients, script)
+    client.login("alice")
+    assert events.next(InfoResponse).text == "Login successful"
+    events.next(HistoryResponse)
+
+
 def test_garbage_from_the_server_is_skipped_and_the_client_goes_on(
     fakes: list[FakeKTN], clients: list[Client]
 ) -> None:

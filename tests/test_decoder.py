@@ -150,3 +150,11 @@ def test_client_mode_finds_every_object_between_brace_free_garbage(
         out.extend(decoder.feed(data[start:point]))
         start = point
     assert [item for item in out if isinstance(item, dict)] == [obj for _, obj in items]
+
+
+def test_client_mode_reads_pretty_printed_objects_server_mode_cuts_them() -> None:
+    pretty = json.dumps({"response": "info", "content": "a\nb", "users": ["x"]}, indent=4)
+    data = (pretty + pretty).encode()
+    assert StreamDecoder(resync_at_newline=False).feed(data) == [json.loads(pretty)] * 2
+    out = StreamDecoder().feed(data + b"\n")
+    assert out and all(isinstance(item, DecodeError) for item in out)
