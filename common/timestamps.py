@@ -8,6 +8,7 @@ caller then uses the time of arrival).
 
 from __future__ import annotations
 
+import email.utils
 import math
 from datetime import UTC, date, datetime
 
@@ -20,10 +21,17 @@ _LOCAL_LAYOUTS = (
     "%d.%m.%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
     "%m/%d/%Y %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%d-%m-%Y %H:%M:%S",
+    "%H:%M:%S %d.%m.%Y",
+    "%H:%M:%S %d/%m/%Y",
+    "%H:%M %d.%m.%Y",
     "%a %b %d %H:%M:%S %Y",
+    "%a, %d %b %Y %H:%M:%S",
     "%d %b %Y %H:%M:%S",
 )
-_TIME_ONLY_LAYOUTS = ("%H:%M:%S.%f", "%H:%M:%S", "%H:%M")
+_TIME_ONLY_LAYOUTS = ("%H:%M:%S.%f", "%H:%M:%S", "%H:%M", "%I:%M:%S %p", "%I:%M %p")
 
 _EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -85,6 +93,10 @@ def _parse(value: object) -> datetime | None:
             return _as_utc(datetime.strptime(text, layout))
         except ValueError:
             continue
+    try:  # RFC 2822, as email and HTTP write it ("Wed, 25 Nov 2026 12:43:07 +0000")
+        return _as_utc(email.utils.parsedate_to_datetime(text))
+    except (TypeError, ValueError, IndexError):
+        pass
     for layout in _TIME_ONLY_LAYOUTS:
         try:
             clock = datetime.strptime(text, layout).time()

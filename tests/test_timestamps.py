@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,3 +52,32 @@ def test_any_value_parses_to_a_displayable_utc_moment_or_none(value: object) -> 
         offset = moment.utcoffset()
         assert offset is not None and offset.total_seconds() == 0
         assert re.fullmatch(r"\d\d:\d\d:\d\d", local_clock(moment))
+
+
+def _local(wall_clock: str) -> datetime:
+    return datetime.fromisoformat(wall_clock).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-25T11:43:07.123Z", datetime(2026, 11, 25, 11, 43, 7, 123000, UTC)),
+        ("2026-11-25T12:43:07+01:00", datetime(2026, 11, 25, 11, 43, 7, tzinfo=UTC)),
+        ("Wed, 25 Nov 2026 12:43:07 +0100", datetime(2026, 11, 25, 11, 43, 7, tzinfo=UTC)),
+        ("2026-11-25 12:43:07.250000", _local("2026-11-25 12:43:07.25")),
+        ("2026/11/25 12:43:07", _local("2026-11-25 12:43:07")),
+        ("25-11-2026 12:43:07", _local("2026-11-25 12:43:07")),
+        ("12:43:07 25.11.2026", _local("2026-11-25 12:43:07")),
+        ("Wed Nov  5 12:43:07 2026", _local("2026-11-05 12:43:07")),
+        ("Wed, 25 Nov 2026 12:43:07", _local("2026-11-25 12:43:07")),
+        ("25 Nov 2026 12:43:07", _local("2026-11-25 12:43:07")),
+    ],
+)
+def test_layouts_of_other_ktn_servers(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_time_of_day_alone_is_today_local_time() -> None:
+    moment = parse_timestamp("01:43:07 PM")
+    assert moment is not None
+    assert moment.astimezone().strftime("%H:%M:%S") == "13:43:07"
