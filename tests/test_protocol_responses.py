@@ -150,3 +150,9 @@ def test_ids_and_history_carry_on_across_restarts(
     proc = server_process("--port", "0", "--db", db)
     assert [i["id"] for i in login_history(proc.port, "reader")] == seen
     assert proc.stop() == 0
+
+
+def test_history_size_0_still_answers_with_one_empty_history(make_server: MakeServer) -> None:
+    server = make_server(history_size=0)
+    fill(server.port, 3, 10)
+    assert login_history(server.port, "reader") == []
