@@ -45,8 +45,13 @@ def person(root: tk.Tk, tmp_path: Path) -> Iterator[Callable[[str], Person]]:
     for who in people:
         who.close()
     root.update()
-    # Collect the closed windows' Tk variables here, on the Tk thread: a collection that
-    # happens to run on a server thread would call into Tk from there and raise.
+
+
+@pytest.fixture(autouse=True)
+def collect_tk_garbage() -> Iterator[None]:
+    """Collect closed windows' Tk variables here, on the Tk thread: a collection that happens
+    to run on a server thread would call into Tk from there and raise."""
+    yield
     gc.collect()
 
 

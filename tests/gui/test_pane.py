@@ -1,0 +1,118 @@
+"""The message pane under load and when scrolled back: trimming to the scrollback limit, the
+"new messages" button, and a settings file that has been mangled by hand."""
+
+from __future__ import annotations
+
+import json
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gui import theme
+from gui.app import ChatApp
+from server.app import ChatServer
+from tests.gui.harness import Person, online, wait_until
+from tests.wire import WireClient
+
+
+def _flood(port: int, count: int, prefix: str) -> None:
+    sender = WireClient(port)
+    try:
+        sender.login("flood")
+        for n in range(count):
+            sender.send("msg", f"{prefix} {n}")
+        for _ in range(count):
+            sender.expect("message")
+    finally:
+        sender.close()
+
+
+def test_a_burst_is_trimmed_to_the_scrollback_and_ends_in_view(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    server = make_server(rate_limit=0)
+    alice = person("alice")
+    alice.app.pane.scrollback = 200
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "online", (alice,))
+    _flood(server.port, 1500, "burst")
+    wait_until(root, lambda: "burst 1499" in alice.shown, "the burst", (alice,))
+    lines = alice.shown.count("\n")
+    assert 200 <= lines <= 230, lines
+    assert "burst 0\n" not in alice.shown, "the oldest lines were trimmed"
+    assert alice.app.pane.at_bottom(), "the pane followed the burst"
+    assert not alice.app.pane.new_button.winfo_ismapped()
+
+
+def test_scrolled_up_the_pane_stays_put_and_offers_new_messages(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    server = make_server(rate_limit=0)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "online", (alice,))
+    _flood(server.port, 120, "filler")
+    wait_until(root, lambda: "filler 119" in alice.shown, "filler", (alice,))
+    pane = alice.app.pane
+    pane.text.yview_moveto(0.0)
+    root.update()
+    top = pane.text.index("@0,0")
+    _flood(server.port, 5, "later")
+    wait_until(root, lambda: "later 4" in alice.shown, "later messages", (alice,))
+    root.update()
+    assert pane.text.index("@0,0") == top, "the view did not jump"
+    assert pane.new_button.winfo_ismapped()
+    pane.new_button.invoke()
+    root.update()
+    assert pane.at_bottom()
+    assert not pane.new_button.winfo_ismapped()
+
+
+def test_a_mangled_settings_file_falls_back_to_defaults(
+    root: tk.Tk, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "settings.json").write_text(
+        json.dumps({"host": 5, "port": 99999, "theme": "purple", "font_size": 500})
+    )
+    top = tk.Toplevel(root)
+    try:
+        app = ChatApp(top, config)
+        assert (app.settings.host, app.settings.port, app.settings.theme) == (
+            "127.0.0.1",
+            9998,
+            "system",
+        )
+        assert app.settings.font_size == 32
+        app.close()
+    finally:
+        top.destroy()
+    (config / "settings.json").write_text("{not json")
+    top = tk.Toplevel(root)
+    try:
+        ChatApp(top, config).close()
+    finally:
+        top.destroy()
+    assert "ignoring unreadable settings file" in caplog.text
+
+
+def test_the_system_theme_is_followed(
+    root: tk.Tk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GTK_THEME", "Adwaita:dark")
+    assert theme.system_prefers_dark()
+    top = tk.Toplevel(root)
+    try:
+        app = ChatApp(top, tmp_path / "c")
+        assert app.settings.theme == "system"
+        assert app.theme_in_use == "dark"
+        assert app.pane.text.cget("background") == theme.DARK.background
+        app.close()
+    finally:
+        top.destroy()
+        theme.apply(root, "light")
+    monkeypatch.setenv("GTK_THEME", "Adwaita")
+    assert not theme.system_prefers_dark()
