@@ -17,16 +17,23 @@ Two figures for the burst:
 Worst stall is the largest lateness of a 5 ms ``after`` heartbeat while the pane renders.
 Idle CPU is process CPU time (all threads, server included) over a quiet stretch after it.
 
+In-process, the server, the client's receiver and the Tk thread share one GIL (and, here, two
+cores), so "end to end" is bounded by the server's own Python work.  ``--server-process``
+runs the same server as ``python -m server`` instead, as a user would, to show the client's
+end-to-end rate on its own.
+
 Run:  xvfb-run -a -s '-screen 0 1280x1024x24' .venv/bin/python bench/gui_render.py
-      (--count 50000 --idle 5; prints a table and a JSON line)
+      (--count 50000 --idle 5 --server-process; prints a table and a JSON line)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -124,6 +131,41 @@ def run_until(root: tk.Tk, condition: Callable[[], bool], timeout: float) -> Non
         raise SystemExit(f"timed out after {timeout} s")
 
 
+def start_server_process() -> tuple[subprocess.Popen[str], int]:
+    """``python -m server`` on a free 127.0.0.1 port; the port is read from its log line."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            ":memory:",
+            "--rate-limit",
+            "0",
+            "--max-queue-bytes",
+            str(1 << 28),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 20
+    for line in process.stderr:
+        found = re.search(r"listening on [^ ]+:(\d+)", line)
+        if found:
+            threading.Thread(target=process.stderr.read, daemon=True).start()  # keep it drained
+            return process, int(found.group(1))
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise SystemExit("the server process did not start")
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -133,19 +175,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50_000, help="messages per burst")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle measured")
+    parser.add_argument(
+        "--server-process", action="store_true", help="run the server as python -m server"
+    )
     args = parser.parse_args()
     count: int = args.count
 
-    server = ChatServer(
-        ServerConfig(host="127.0.0.1", port=0, db=":memory:", rate_limit=0, max_queue_bytes=1 << 28)
-    )
-    server.start()
+    server: ChatServer | None = None
+    process: subprocess.Popen[str] | None = None
+    if args.server_process:
+        process, port = start_server_process()
+    else:
+        server = ChatServer(
+            ServerConfig(
+                host="127.0.0.1", port=0, db=":memory:", rate_limit=0, max_queue_bytes=1 << 28
+            )
+        )
+        server.start()
+        port = server.port
     root = tk.Tk()
     root.report_callback_exception = lambda *exc: (_ for _ in ()).throw(exc[1])
     app = ChatApp(root, Path(tempfile.mkdtemp(prefix="tkchat-bench-")))
-    app.connect("127.0.0.1", server.port, "viewer")
+    app.connect("127.0.0.1", port, "viewer")
     run_until(root, lambda: app.session.state is State.ONLINE, 10)
-    sender = Sender(server.port)
+    sender = Sender(port)
     run_until(root, lambda: len(app.session.users) == 2, 10)
     pane = app.pane
     heartbeat = Heartbeat(root)
@@ -191,8 +244,13 @@ def main() -> None:
     sender.close()
     app.close()
     root.destroy()
-    server.stop()
+    if server is not None:
+        server.stop()
+    if process is not None:
+        process.terminate()
+        process.wait(10)
     result = {
+        "server": "subprocess" if process is not None else "in-process",
         "messages": count,
         "queued_before_release": queued,
         "render_msgs_per_s": round(count / render_seconds),
@@ -203,7 +261,7 @@ def main() -> None:
         "idle_cpu_percent": round(idle_cpu, 2),
         "pane_lines_after_trim": lines,
     }
-    print(f"burst of {count:,} messages from a real server to the Tk client")
+    print(f"burst of {count:,} messages from a real server ({result['server']}) to the Tk client")
     print(
         f"  render (burst queued at once): {result['render_msgs_per_s']:>8,} msg/s, "
         f"worst stall {result['render_worst_stall_ms']} ms, {render_turns} loop turns"
