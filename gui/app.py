@@ -69,6 +69,8 @@ class ChatApp:
         self._closed = False
         self._last_activity = time.monotonic()
         self._focus_later: Callable[[], None] | None = None
+        self._last_state = State.DISCONNECTED
+        self._was_lost = False
         self.theme_in_use = theme.apply(window, self.settings.theme)
         family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
         self.text_font = tkfont.Font(window, family=family, size=self.settings.font_size)
@@ -306,8 +308,20 @@ class ChatApp:
         if self.session.pending and state is not State.ONLINE:
             status += f" · {len(self.session.pending)} waiting to send"
         self.chat_view.set_status(status, kind.get(state, "busy"))
-        if self.on_chat_screen and state in (State.WAITING, State.ONLINE, State.DISCONNECTED):
+        # The pane gets the turning points (lost, back, ended); the status line every step.
+        previous, self._last_state = self._last_state, state
+        turning = (
+            (state is State.WAITING and previous is State.ONLINE)
+            or (state is State.ONLINE and previous is not State.LOGGING_IN)
+            or (state is State.ONLINE and self._was_lost)
+            or (state is State.DISCONNECTED and previous is not State.DISCONNECTED)
+        )
+        if state is State.WAITING:
+            self._was_lost = True
+        if self.on_chat_screen and turning:
             self.pane.add_info(status, error=state is not State.ONLINE)
+        if state is State.ONLINE:
+            self._was_lost = False
         self._title_dirty = True
 
     def login_failed(self, reason: str) -> None:

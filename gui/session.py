@@ -198,9 +198,10 @@ class Session:
     def logout(self) -> None:
         """Say goodbye politely (the server closes), then forget the connection."""
         client = self._client
-        if client is not None and self.state is State.ONLINE:
+        sent = client is not None and self.state is State.ONLINE
+        if client is not None and sent:
             client.logout()
-        self.close(wait_for_logout=client is not None)
+        self.close(wait_for_logout=sent)
 
     def close(self, wait_for_logout: bool = False) -> None:
         """End the connection and any retry; pending messages stay (they are shown)."""
