@@ -116,3 +116,35 @@ def test_the_system_theme_is_followed(
         theme.apply(root, "light")
     monkeypatch.setenv("GTK_THEME", "Adwaita")
     assert not theme.system_prefers_dark()
+
+
+def test_day_separators_links_and_own_lines(root: tk.Tk) -> None:
+    from datetime import UTC, datetime, timedelta
+    from tkinter import font as tkfont
+
+    from common.message import Message
+    from gui.message_pane import MessagePane
+
+    top = tk.Toplevel(root)
+    try:
+        pane = MessagePane(top, tkfont.Font(top, size=10))
+        pane.pack(fill="both", expand=True)
+        pane.set_own_name("alice")
+        now = datetime.now(UTC)
+        old = now - timedelta(days=3)
+        pane.add_message(Message("from the past, see www.example.com.", "bob", old, 1))
+        pane.add_message(Message("today: (https://example.org/a_b), ok", "bob", now, 2))
+        pane.add_message(Message("mine", "alice", now, 3), own=True)
+        pane.flush()
+        shown = pane.content()
+        assert f"──── {old.astimezone():%A, %d %B %Y} ────" in shown
+        assert "──── Today ────" in shown
+        assert shown.index("from the past") < shown.index("Today") < shown.index("today:")
+        text = pane.text
+        links = text.tag_ranges("link")
+        found = [text.get(links[i], links[i + 1]) for i in range(0, len(links), 2)]
+        assert found == ["www.example.com", "https://example.org/a_b"]
+        own = text.tag_ranges("own")
+        assert text.get(own[0], own[1]) == "alice"
+    finally:
+        top.destroy()
