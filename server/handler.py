@@ -42,6 +42,7 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   logout         log out and close the connection"""
 
 _RECV_BYTES = 65536
+CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``_put``)
 _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
 
 
@@ -155,7 +156,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
         (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
         if self._name is not None:
             self.server.room.settle(self)
-        self.outbox.put(MessageParser.encode(payload))
+        self._put(MessageParser.encode(payload))
+
+    def _put(self, data: bytes) -> None:
+        self.outbox.put(data)
+        if self.classic:
+            # A classic client decodes each recv() as one object: a moment between objects
+            # keeps a burst (a batch of echoes, say) from arriving in one read.
+            self.outbox.pause(CLASSIC_GAP_SECONDS)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -167,10 +175,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
         return f"{self._name} ({self.peer})" if self._name else self.peer
 
     def deliver(self, data: bytes) -> None:
-        self.outbox.put(data)
+        self._put(data)
 
     def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
-        self.outbox.put_batch(data, parts)
+        if self.classic:
+            for part in parts:
+                self._put(part)
+        else:
+            self.outbox.put_batch(data, parts)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         name = self._name

@@ -350,3 +350,32 @@ def test_log_says_where_it_listens_and_who_comes_and_goes(
     assert f"127.0.0.1:{proc.port}" in text and db in text
     for word in ("connect from", "login alice", "logout alice", "shutting down"):
         assert word in text, word
+
+
+def test_classic_client_gets_a_burst_of_broadcasts_in_separate_reads(
+    make_server: MakeServer,
+) -> None:
+    """A classic KTN program decodes each recv(4096) as one object; a burst of echoes must
+    not pile up into one read.  (A few merged reads are tolerated: the reader here may be
+    scheduled late on a busy machine; without spacing, about half the reads merge.)"""
+    server = make_server(rate_limit=0)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sender = WireClient(server.port)
+    try:
+        sock.sendall(json.dumps({"request": "login", "content": "classic"}).encode())
+        assert json.loads(sock.recv(4096))["response"] == "info"
+        assert json.loads(sock.recv(4096))["response"] == "history"
+        sender.login("burst")
+        assert json.loads(sock.recv(4096))["event"] == "join"
+        sender.send_raw(batch([f"b{i}" for i in range(30)]))
+        reads: list[bytes] = []
+        received = 0
+        while received < 30:
+            data = sock.recv(4096)
+            assert data, "connection closed"
+            reads.append(data)
+            received += data.count(b"\n")
+        assert sum(1 for data in reads if data.count(b"\n") == 1) >= 27, reads
+    finally:
+        sock.close()
+        sender.close()
