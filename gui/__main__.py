@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import getpass
 import logging
 import sys
 from pathlib import Path
@@ -37,6 +38,15 @@ def parse_address(text: str) -> tuple[str, int]:
     if not host or not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"bad address {text!r}: use HOST:PORT")
     return host, port
+
+
+def login_name() -> str:
+    """The OS user name made into a valid chat name ("" if nothing usable is left)."""
+    try:
+        raw = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return ""
+    return "".join(c for c in raw if c.isascii() and c.isalnum())[:32]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     app = ChatApp(root, config_dir, host_config=host_config)
     name = args.user or app.settings.username
     if args.host_local:
+        # `make run` should end in a chat, not a form: fall back to the login name.
+        name = name or login_name()
         hosted = app.start_local_server()
         if hosted is not None and is_valid_username(name):
             app.connect(hosted.connect_host, hosted.port, name)
