@@ -70,6 +70,8 @@ class ChatApp:
         self._last_activity = time.monotonic()
         self._focus_later: Callable[[], None] | None = None
         self._last_state = State.DISCONNECTED
+        self._status = ""
+        self._status_dirty = False
         self._was_lost = False
         self.theme_in_use = theme.apply(window, self.settings.theme)
         family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
@@ -301,13 +303,12 @@ class ChatApp:
 
     # ------------------------------------------------------ SessionListener
     def session_state(self, state: State, detail: str) -> None:
-        kind = {State.ONLINE: "ok", State.WAITING: "problem", State.DISCONNECTED: "problem"}
         status = detail[:1].upper() + detail[1:]
         if state is State.ONLINE and self.hosted is not None:
             status += f" · hosting: others join at {self.hosted.share_address()}"
-        if self.session.pending and state is not State.ONLINE:
-            status += f" · {len(self.session.pending)} waiting to send"
-        self.chat_view.set_status(status, kind.get(state, "busy"))
+        self._status = status
+        self._refresh_status()
+        self.chat_view.users.set_online(state is State.ONLINE)
         # The pane gets the turning points (lost, back, ended); the status line every step.
         previous, self._last_state = self._last_state, state
         turning = (
@@ -323,6 +324,16 @@ class ChatApp:
         if state is State.ONLINE:
             self._was_lost = False
         self._title_dirty = True
+
+    def _refresh_status(self) -> None:
+        """The status line: what the connection does, and how much is waiting to be sent."""
+        state = self.session.state
+        kind = {State.ONLINE: "ok", State.WAITING: "problem", State.DISCONNECTED: "problem"}
+        status = self._status
+        waiting = len(self.session.pending)
+        if waiting and state is not State.ONLINE:
+            status += f" · {waiting} message{'s' if waiting > 1 else ''} waiting to be sent"
+        self.chat_view.set_status(status, kind.get(state, "busy"))
 
     def login_failed(self, reason: str) -> None:
         if self.on_chat_screen:
@@ -343,6 +354,7 @@ class ChatApp:
     ) -> None:
         if settled is not None:
             self.pane.settle(settled)
+            self._status_dirty = True
         live_other = not own and not from_history
         if live_other and not self.focused and self.unread == 0:
             self.pane.add_unread_marker()
@@ -354,6 +366,7 @@ class ChatApp:
 
     def show_pending(self, pending: Pending) -> None:
         self.pane.add_pending(pending.nonce, pending.text)
+        self._refresh_status()
 
     def show_info(self, text: str) -> None:
         self.pane.add_info(text)
@@ -375,6 +388,9 @@ class ChatApp:
                 self._last_activity = now
             if self._title_dirty:
                 self._update_title()
+            if self._status_dirty:
+                self._status_dirty = False
+                self._refresh_status()
             if more:
                 delay = 1
             elif now - self._last_activity < QUIET_SECONDS or self.session.state not in (

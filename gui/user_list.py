@@ -28,6 +28,7 @@ class UserList(ttk.Frame):
         self.listbox.pack(side="top", fill="both", expand=True)
         self.names: list[str] = []
         self._own = ""
+        self._online = True
         self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
         self.apply_palette()
 
@@ -45,6 +46,12 @@ class UserList(ttk.Frame):
         self._own = name
         self._refresh()
 
+    def set_online(self, online: bool) -> None:
+        """Offline, the last known list stays, greyed: it may no longer be true."""
+        if online != self._online:
+            self._online = online
+            self._refresh()
+
     def set_users(self, names: list[str]) -> None:
         self.names = list(names)
         self._refresh()
@@ -55,6 +62,8 @@ class UserList(ttk.Frame):
         for index, name in enumerate(self.names):
             own = name.lower() == self._own.lower()
             self.listbox.insert("end", tk_safe(name) + ("  (you)" if own else ""))
-            colour = p.nicks[theme.nick_index(name, p)]
-            self.listbox.itemconfigure(index, foreground=p.own if own else colour)
-        self.header.configure(text=f"Online — {len(self.names)}")
+            colour = p.nicks[theme.nick_index(name, p)] if self._online else p.muted
+            self.listbox.itemconfigure(index, foreground=p.own if own and self._online else colour)
+        self.header.configure(
+            text=f"Online — {len(self.names)}" if self._online else "Offline (last known)"
+        )

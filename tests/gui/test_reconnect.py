@@ -9,7 +9,8 @@ from pathlib import Path
 
 from gui.session import State
 from server.app import ChatServer
-from tests.gui.harness import Person, online, wait_until
+from tests.conftest import ROOT
+from tests.gui.harness import Person, online, screenshot, wait_until
 
 
 def _stored_texts(server: ChatServer) -> list[str]:
@@ -46,6 +47,7 @@ def test_server_restart_mid_chat_loses_nothing_typed(
         alice.say(text)
     assert len(alice.app.session.pending) >= 3
     assert alice.shown.count("(sending…)") >= 3
+    screenshot(alice.top, ROOT / "test-output" / "tkchat-reconnecting.png")
     second = make_server(db=db, port=port)
     wait_until(root, online(alice, bob), "both back online", (alice, bob))
     wait_until(root, lambda: not alice.app.session.pending, "pending sent", (alice, bob))
