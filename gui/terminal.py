@@ -85,12 +85,18 @@ class TerminalSession:
         print_formatted_message(event, self.stream)
 
     def handle_line(self, line: str) -> bool:
-        """Send what the line asks for; False when the user is done."""
+        """Send what the line asks for; False when the user is done.
+
+        ``names``, ``help`` and ``logout`` are commands only on their own: once logged in,
+        "help me with this" or "logout is broken?" is something to say, not to do.
+        """
         text = line.rstrip("\r\n")
         if not text.strip():
             return True
         word, _, rest = text.strip().partition(" ")
         command = word.lower()
+        if command in ("names", "help", "logout") and rest.strip() and self.logged_in:
+            command = ""  # a sentence that starts with a command word
         if command == "login":
             self._login_pending = not self.logged_in
             self.client.login(rest.strip())

@@ -8,6 +8,7 @@ would miss the later events), and send one request per write.
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import socket
@@ -526,3 +527,31 @@ def test_a_failing_event_handler_is_logged_and_the_connection_goes_on(
     failures = [r for r in caplog.records if r.levelname == "ERROR"]
     assert failures and "event handler failed" in failures[0].getMessage()
     caplog.clear()  # expected: the autouse guard fails tests on unexpected ERRORs only
+
+
+def test_terminal_session_maps_typed_lines_to_requests(
+    fakes: list[FakeKTN], clients: list[Client]
+) -> None:
+    fake, client, events = start(fakes, clients)
+    out = io.StringIO()
+    session = TerminalSession(client, stream=out)
+    assert session.handle_line("hello?\n")  # not logged in: not a message
+    assert "unknown command 'hello?'" in out.getvalue()
+    assert session.handle_line("help me\n")  # not logged in: the help command
+    events.next(InfoResponse)
+    assert session.handle_line("login alice\n")
+    session.on_event(events.next(InfoResponse))
+    assert session.logged_in
+    for line in ("", "   ", "msg  hi there", "NAMES", "help me with this", "just talking"):
+        assert session.handle_line(line + "\n")
+    assert not session.handle_line("logout\n")
+    events.next(Disconnected)
+    assert [(r["request"], r["content"]) for r in fake.requests] == [
+        ("help", None),
+        ("login", "alice"),
+        ("msg", " hi there"),
+        ("names", None),
+        ("msg", "help me with this"),
+        ("msg", "just talking"),
+        ("logout", None),
+    ]
