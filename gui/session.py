@@ -318,6 +318,11 @@ class Session:
             client.disconnect()
         self._generation += 1
         if not self._ever_online:
+            if self.state is State.LOGGING_IN and "KTN" not in reason:
+                # Connected, then nothing sensible: most likely not a chat server at all.
+                reason += (
+                    f" before answering the login. Is {self.host}:{self.port} a KTN chat server?"
+                )
             self._set_state(State.DISCONNECTED, reason)
             self.listener.login_failed(reason)
             return

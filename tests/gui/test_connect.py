@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -189,3 +190,30 @@ def test_without_a_display_the_app_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot open a window" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_server_that_answers_oddly_is_explained(
+    root: tk.Tk, person: Callable[[str], Person]
+) -> None:
+    """Something else listens on the port (a web server, say): it answers nonsense, closes."""
+    odd = socket.socket()
+    odd.bind(("127.0.0.1", 0))
+    odd.listen()
+
+    def answer() -> None:
+        conn, _ = odd.accept()
+        with conn:
+            conn.settimeout(5)
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        alice = person("alice")
+        alice.log_in(odd.getsockname()[1])
+        wait_until(root, lambda: "KTN chat server" in alice.error, "an explanation", (alice,))
+        assert not alice.app.on_chat_screen
+    finally:
+        thread.join(5)
+        odd.close()
