@@ -121,6 +121,7 @@ class _Notice:
 
     data: bytes
     epoch: int
+    left: str | None = None  # lower-case name of the user who left, for a leave event
 
 
 class LocalRoom:
@@ -185,7 +186,7 @@ class LocalRoom:
             event = MessageParser.encode(
                 MessageParser.info(f"{name} left the chat", event=Event.LEAVE, user=name)
             )
-            self._enqueue(_Notice(event, self._epoch), None)
+            self._enqueue(_Notice(event, self._epoch, key), None)
 
     def post(self, name: str, member: Member, text: str, nonce: str | None) -> None:
         self._enqueue(_Draft(member, Message(text, name, now_utc(), None, nonce)), member)
@@ -346,6 +347,12 @@ class LocalRoom:
                     member.deliver_batch(shared, parts)
             for member, data in private:
                 member.deliver(data)
+            # A user who left takes their nonce memory along (it is reloaded from the store if
+            # they come back), so a server that sees many names does not grow without bound.
+            gone = [i.left for i in batch if isinstance(i, _Notice) and i.left]
+            for name_key in gone:
+                if name_key not in self._members:
+                    self._nonces.pop(name_key, None)
 
     def _nonces_of(self, name: str) -> _Nonces:
         key = name.lower()

@@ -488,3 +488,36 @@ def test_nothing_is_sent_after_logout(make_server: MakeServer) -> None:
     assert "after logout" not in history and "after close" not in history
     carol.close()
     fresh_client_can_chat(server.port)
+
+
+def test_replayed_nonces_after_a_drop_and_within_one_write_store_once(
+    make_server: MakeServer,
+) -> None:
+    server = make_server()
+    with Bystanders(server.port) as chat:
+        mallory = WireClient(server.port)
+        mallory.login("mallory")
+        # the same nonce twice in one write: both land in one batch of the history writer
+        request = json.dumps({"request": "msg", "content": "once", "nonce": "n1"}).encode()
+        mallory.send_raw(request + b"\n" + request + b"\n")
+        first, again = _own_echo(mallory), _own_echo(mallory)
+        assert first == again
+        chat.wait_for_rounds(2)
+        _reset(mallory.sock)  # dropped; the user's nonce memory goes with the leave
+        chat.wait_for_rounds(2)
+        wait_for(lambda: "mallory" not in names_now(server.port), what="mallory gone")
+        back = WireClient(server.port)
+        back.login("Mallory")  # same user, any case
+        back.send_raw(request + b"\n")
+        assert _own_echo(back, "mallory")["id"] == first["id"]
+        back.send("msg", "new", nonce="n2")
+        assert _own_echo(back, "Mallory")["id"] > first["id"]
+        chat.wait_for_rounds(1)
+        chat.finish()
+        back.close()
+    carol = WireClient(server.port)
+    carol.send("login", "carol", client="t/1")
+    carol.expect("info")
+    history = [json.loads(i)["content"] for i in carol.expect("history")["content"]]
+    assert history.count("once") == 1
+    carol.close()
