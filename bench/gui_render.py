@@ -29,7 +29,9 @@ Run:  xvfb-run -a -s '-screen 0 1280x1024x24' .venv/bin/python bench/gui_render.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import re
 import resource
 import socket
@@ -52,6 +54,7 @@ from server.app import ChatServer  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 
 HEARTBEAT_MS = 5
+_ECHO = b'"response": "message"'
 
 
 class Sender:
@@ -59,14 +62,21 @@ class Sender:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.sendall(MessageParser.encode(MessageParser.request("login", "sender")))
+        # With a client id: the server paces output to classic clients (one object per send).
+        login = MessageParser.request("login", "sender", client="tkchat-bench/1.0")
+        self.sock.sendall(MessageParser.encode(login))
+        self.echoes = 0
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
     def _drain(self) -> None:
+        tail = b""
         try:
-            while self.sock.recv(1 << 20):
-                pass
+            while data := self.sock.recv(1 << 20):
+                # Count echoes (a marker split across reads is counted once, via the tail).
+                joined = tail + data
+                self.echoes += joined.count(_ECHO) - tail.count(_ECHO)
+                tail = joined[-len(_ECHO) :]
         except OSError:
             pass
 
@@ -166,6 +176,16 @@ def start_server_process() -> tuple[subprocess.Popen[str], int]:
     raise SystemExit("the server process did not start")
 
 
+def thread_ticks() -> dict[int, int]:
+    """CPU clock ticks per thread of this process (Linux ``/proc``)."""
+    ticks = {}
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks[int(task)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -196,6 +216,7 @@ def main() -> None:
     root = tk.Tk()
     root.report_callback_exception = lambda *exc: (_ for _ in ()).throw(exc[1])
     app = ChatApp(root, Path(tempfile.mkdtemp(prefix="tkchat-bench-")))
+    gc.freeze()  # as python -m gui does once the window is built
     app.connect("127.0.0.1", port, "viewer")
     run_until(root, lambda: app.session.state is State.ONLINE, 10)
     sender = Sender(port)
@@ -232,13 +253,23 @@ def main() -> None:
     heartbeat.stop()
     e2e_stall = heartbeat.worst
 
-    # 3. Idle: nothing arrives; the app only polls its queue.
+    # 3. Idle: nothing arrives; the app only polls its queue.  First the server must finish
+    # echoing the bursts to the sender, or its work would count as the app's.
+    run_until(root, lambda: sender.echoes >= 2 * count, 120)
     root.after(2000, root.quit)  # let Tk finish laying out lines in the background
     root.mainloop()
     cpu_before, wall_before = cpu_seconds(), time.perf_counter()
     root.after(int(args.idle * 1000), root.quit)
     root.mainloop()
     idle_cpu = 100 * (cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+    if "TKCHAT_BENCH_DEBUG" in os.environ:  # which thread spends the idle CPU
+        before = thread_ticks()
+        root.after(3000, root.quit)
+        root.mainloop()
+        after = thread_ticks()
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for task, ticks in after.items():
+            print("idle ticks", names.get(task, task), ticks - before.get(task, 0))
     lines = int(pane.text.index("end").split(".")[0])
 
     sender.close()
