@@ -9,6 +9,7 @@ from the network, it returns the best typed value it can.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -103,6 +104,17 @@ class HistoryResponse:
 Response = ErrorResponse | InfoResponse | MessageResponse | HistoryResponse
 
 
+@functools.lru_cache(maxsize=4096)
+def history_item(message: Message) -> str:
+    """One ``history`` item: the JSON text of the message's ``message`` object.
+
+    Cached because a server sends the same last 100 messages to every user who logs in: in a
+    login storm, encoding them again for each login was the top of the server's profile
+    (bench/server_load.py).  ``Message`` is frozen, so a cached text never goes stale.
+    """
+    return json.dumps(message.to_response())
+
+
 class MessageParser:
     """Encode requests and responses; parse any KTN server's responses into ``Response`` values."""
 
@@ -142,13 +154,13 @@ class MessageParser:
     @classmethod
     def history(cls, messages: list[Message]) -> dict[str, Any]:
         """A ``history`` response: each item the JSON *text* of a ``message`` object."""
-        items = [json.dumps(m.to_response()) for m in messages]
+        items = [history_item(m) for m in messages]
         return cls.server_response(ResponseType.HISTORY, items)
 
     @classmethod
     def history_within(cls, messages: list[Message], max_bytes: int) -> dict[str, Any]:
         """The ``history`` response holding as many of the newest messages as fit in max_bytes."""
-        items = [json.dumps(m.to_response()) for m in messages]
+        items = [history_item(m) for m in messages]
         payload = cls.server_response(ResponseType.HISTORY, items)
         size = len(cls.encode(payload))
         dropped = 0
