@@ -40,6 +40,15 @@ ANSWER_QUIET_SECONDS = 0.05
 _STOP = None
 
 
+def _speaks_tkchat(obj: dict[str, Any]) -> bool:
+    """Keys only TkChat servers send: message ids, error codes, the users list."""
+    return (
+        isinstance(obj.get("id"), int)
+        or isinstance(obj.get("code"), str)
+        or isinstance(obj.get("users"), list)
+    )
+
+
 class MessageReceiver(threading.Thread):
     """Reads the socket, decodes objects, and hands each parsed value to the client."""
 
@@ -69,6 +78,8 @@ class MessageReceiver(threading.Thread):
                             reason = "the server sent an object too large to read"
                             fatal = True
                         continue
+                    if not self.client.pipelining and _speaks_tkchat(item):
+                        self.client.pipelining = True
                     try:
                         response = MessageParser.parse(item)
                     except Exception:  # a parser bug must cost one value, not the connection
@@ -103,6 +114,9 @@ class Client:
         self._sock: socket.socket | None = None
         self._outgoing: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._answered = threading.Event()
+        # True once the server shows TkChat's extension keys: it reads any number of requests
+        # per recv, so requests need not wait for answers (a busy room would slow each send).
+        self.pipelining = False
         self._lock = threading.Lock()
         self._ended = False
         self._closing = False
@@ -261,6 +275,8 @@ class Client:
         server that is still writing the rest; once it has been quiet for ``ANSWER_QUIET``
         seconds it is back in ``recv``.
         """
+        if self.pipelining:
+            return
         deadline = time.monotonic() + self.answer_wait
         if not self._answered.wait(self.answer_wait):
             return  # no answer at all (a server that does not echo, say): go on

@@ -31,6 +31,7 @@ from common.protocol import (
 from gui.client import Client
 from gui.events import ClientEvent, Connected, Disconnected
 from gui.terminal import TerminalSession, format_event
+from server.app import ChatServer
 from tests.conftest import wait_for
 from tests.fake_ktn import FakeKTN, Script, obj
 
@@ -461,6 +462,25 @@ def test_a_burst_of_requests_goes_out_one_per_write_in_order(
     ]
     assert fake.requests[0]["client"] == "tkchat/1.0"
     assert [r.get("nonce") for r in fake.requests[1:6]] == [f"n{i}" for i in range(5)]
+    assert not client.pipelining, "a classic server must get one request per write"
+
+
+def test_against_a_tkchat_server_requests_are_pipelined_in_order(
+    server: ChatServer, clients: list[Client]
+) -> None:
+    """TkChat's own server shows its extension keys; the client then stops waiting for
+    answers between requests (a busy room would delay every send), and order still holds."""
+    events = Events()
+    client = Client("127.0.0.1", server.port, events, answer_wait=ANSWER_WAIT)
+    clients.append(client)
+    client.run()
+    client.login("alice")
+    events.next(HistoryResponse)
+    assert client.pipelining
+    for i in range(50):
+        client.send_message(f"piped {i}", nonce=f"p{i}")
+    texts = [events.next(MessageResponse).message.text for _ in range(50)]
+    assert texts == [f"piped {i}" for i in range(50)]
 
 
 # ------------------------------------------------------------------ parse property
