@@ -47,8 +47,9 @@ def now_utc() -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and a ``Z``, as PROTOCOL.md requires."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is about twice as fast as strftime, and this runs once per message sent.
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_timestamp(value: object) -> datetime | None:
