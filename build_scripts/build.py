@@ -5,7 +5,7 @@ release build are the same thing.  PyInstaller cannot cross-compile: each OS bui
 
 What it does, each step printed as it goes:
 1. reads the version from pyproject.toml (the one place it is written);
-2. derives the .ico/.icns/.png icons from the committed ``build_scripts/assets/tkchat.png``;
+2. derives the .ico/.icns/.png icons from the committed ``gui/assets/tkchat.png``;
 3. runs PyInstaller on ``ChatServer.spec`` and ``ChatClient.spec`` (full logs in
    ``build/logs/``, the key phases echoed with elapsed seconds, so a slow step shows as slow);
 4. checks the results: sv-ttk's theme files are inside the client, the server answers ``--help``;
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         icon_dir = args.work / "icons"
         icons = derive_icons(icon_dir)
         print(
-            f"[2/{steps}] icons derived from build_scripts/assets/tkchat.png: "
+            f"[2/{steps}] icons derived from gui/assets/tkchat.png: "
             + ", ".join(p.name for p in icons.values())
         )
         made: list[Made] = []

@@ -1,6 +1,6 @@
 """The TkChat application icon: one committed source picture, every platform format derived from it.
 
-``python build_scripts/icons.py --draw-source`` paints ``build_scripts/assets/tkchat.png``
+``python build_scripts/icons.py --draw-source`` paints ``gui/assets/tkchat.png``
 (1024x1024, two speech bubbles on a rounded blue tile) with Pillow.  It is run once by a person
 and its output committed, so the picture only changes when someone means it to.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parent.parent / "gui" / "assets"
 SOURCE = ASSETS / "tkchat.png"
 SOURCE_SIZE = 1024
 ICO_SIZES = [(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)]

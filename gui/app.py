@@ -26,6 +26,7 @@ from gui import commands, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
+from gui.icon import set_window_icon
 from gui.session import Backoff, Pending, Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 
@@ -78,6 +79,7 @@ class ChatApp:
         self.text_font = tkfont.Font(window, family=family, size=self.settings.font_size)
 
         window.title("TkChat")
+        self._icon = set_window_icon(window)
         window.minsize(560, 380)
         window.geometry("980x640")
         self.frame = ttk.Frame(window)

@@ -71,3 +71,13 @@ def test_font_size_keys(root: tk.Tk, server: ChatServer, person: Callable[[str],
     root.update()
     assert int(alice.app.text_font.actual("size")) == before - 1
     assert alice.app.settings.font_size == before - 1
+
+
+def test_window_has_the_tkchat_icon(root: tk.Tk, person: Callable[[str], Person]) -> None:
+    """The icon comes from the committed picture (a built ChatClient bundles a smaller copy)."""
+    alice = person("alice")
+    icon = alice.app._icon
+    assert icon is not None
+    assert (icon.width(), icon.height()) == (64, 64)
+    # Not blank: the centre pixel of the picture is painted.
+    assert not icon.transparency_get(32, 32)
