@@ -52,6 +52,7 @@ _FINAL_LOGIN_ERRORS = frozenset(
 )
 _MAX_NAME_TAKEN_RETRIES = 5  # our own dropped connection may hold the name a little while
 _CHECK_CLOCK_EVERY = 64  # events handled between clock reads in ``drain``
+RATE_LIMIT_RETRY_SECONDS = 2.0  # after a ``rate_limited`` error, unsent messages go out again
 
 
 class State(enum.Enum):
@@ -145,6 +146,7 @@ class Session:
         self._name_taken = 0
         self._ever_online = False
         self._timer: str | None = None
+        self._retry_timer: str | None = None  # resend after ``rate_limited``
         self._seen_ids: set[int] = set()
         self._seen_keys: set[tuple[str, str, str]] = set()
         self._seen_order: deque[tuple[str, str, str]] = deque()
@@ -206,6 +208,7 @@ class Session:
     def close(self, wait_for_logout: bool = False) -> None:
         """End the connection and any retry; pending messages stay (they are shown)."""
         self._cancel_timer()
+        self._cancel_retry()
         self._generation += 1
         client, self._client = self._client, None
         if client is not None:
@@ -313,6 +316,7 @@ class Session:
     def _connection_lost(self, reason: str) -> None:
         """The socket is gone (or never came): retry if we had been online, else give up."""
         self._cancel_timer()
+        self._cancel_retry()  # the reconnect resends everything pending anyway
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
@@ -385,7 +389,38 @@ class Session:
         if self.state is State.LOGGING_IN:
             self._login_refused(error)
             return
+        if error.code == ErrorCode.RATE_LIMITED and self.pending:
+            self._rate_limited()
+            return
         self.listener.show_error(error.text or "the server reported an error")
+
+    def _rate_limited(self) -> None:
+        """A message was refused for coming too fast: it stays pending and goes out again.
+
+        The error does not say which message it refused, so every pending one is resent;
+        their nonces make the server store each only once (the rest just echo again)."""
+        if self._retry_timer is not None:
+            return  # one notice and one retry for a whole burst of refusals
+        self.listener.show_error(
+            "The server says you are sending too fast; unsent messages go out again in "
+            f"{RATE_LIMIT_RETRY_SECONDS:g} s."
+        )
+        self._retry_timer = self._after(
+            int(RATE_LIMIT_RETRY_SECONDS * 1000), self._retry_after_rate_limit
+        )
+
+    def _retry_after_rate_limit(self) -> None:
+        self._retry_timer = None
+        if self.state is State.ONLINE:
+            self._resend_pending()
+
+    def _cancel_retry(self) -> None:
+        if self._retry_timer is not None:
+            try:
+                self._after_cancel(self._retry_timer)
+            except Exception:  # the widget may already be gone at shutdown
+                pass
+            self._retry_timer = None
 
     def _login_refused(self, error: ErrorResponse) -> None:
         reason = error.text or "the server refused the login"

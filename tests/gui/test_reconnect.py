@@ -93,3 +93,24 @@ def test_history_fills_in_without_duplicates(
     for who in (alice, bob):
         assert [who.shown.count(f"early {n}") for n in range(3)] == [1, 1, 1], who.dump()
     assert second.store.count() == 4
+
+
+def test_messages_refused_for_rate_are_sent_again_exactly_once(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    """A burst past the server's rate limit: the refused messages stay pending, go out again
+    after a pause, and each reaches bob exactly once, in the order typed."""
+    server = make_server(rate_limit=4.0, rate_burst=2)
+    alice, bob = person("alice"), person("bob")
+    alice.log_in(server.port)
+    bob.log_in(server.port)
+    wait_until(root, online(alice, bob), "both online", (alice, bob))
+    typed = [f"burst line {i}" for i in range(8)]
+    for text in typed:
+        alice.say(text)
+    wait_until(root, lambda: "sending too fast" in alice.shown, "rate notice", (alice, bob))
+    wait_until(root, lambda: not alice.app.session.pending, "all sent", (alice, bob), timeout=20.0)
+    wait_until(root, lambda: typed[-1] in bob.shown, "bob to get them", (alice, bob))
+    for text in typed:
+        assert bob.shown.count(text) == 1, f"bob shows {text!r} once\n{bob.dump()}"
+        assert _stored_texts(server).count(text) == 1, f"{text!r} stored once"
