@@ -23,8 +23,11 @@ class ServerConfig:
     history_size: int = 100
     max_connections: int = 1000
     login_timeout: float = 30.0
-    rate_limit: float = 20.0  # messages per second per user, sustained; 0 turns it off
-    rate_burst: int = 100  # messages a user may send at once before the rate applies
+    # A user may send rate_burst messages at once, then rate_limit per second (0: no limit).
+    # Far above what a person types, so a paste, a reconnect resending what was pending, or a
+    # bridge never hits it; a flood does, and gets ``rate_limited`` (connection kept).
+    rate_limit: float = 50.0
+    rate_burst: int = 200
     max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
     password: str | None = None
     shutdown_flush_seconds: float = 2.0

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from server.app import ChatServer
+from server.config import ServerConfig
 from tests.conftest import ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
@@ -183,6 +184,33 @@ def test_login_timeout_closes_only_idle_connections(make_server: MakeServer) -> 
     finally:
         alice.close()
         idle.close()
+
+
+def test_default_rate_limit_lets_a_burst_through_and_stops_a_flood(
+    make_server: MakeServer,
+) -> None:
+    """With the default flags: 200 messages at once all go through, a flood past that gets
+    ``rate_limited`` for what is over (each refused message answered), connection kept."""
+    defaults = ServerConfig()
+    server = make_server()
+    alice = WireClient(server.port)
+    try:
+        alice.login("alice")
+        flood = defaults.rate_burst * 2
+        alice.send_raw(batch([f"f{i}" for i in range(flood)]))
+        got = [alice.recv() for _ in range(flood)]
+        messages = [g["content"] for g in got if g["response"] == "message"]
+        errors = {g["code"] for g in got if g["response"] == "error"}
+        # The bucket refills while the flood is read, so a few more than the burst may pass.
+        assert defaults.rate_burst <= len(messages) < flood * 3 // 4
+        indices = [int(m[1:]) for m in messages]
+        assert indices[: defaults.rate_burst] == list(range(defaults.rate_burst))
+        assert indices == sorted(indices)  # what got through kept its order
+        assert errors == {"rate_limited"}
+        alice.send("names")
+        assert alice.expect("info")["users"] == ["alice"]
+    finally:
+        alice.close()
 
 
 def test_rate_limited_error_and_the_connection_is_kept(make_server: MakeServer) -> None:
