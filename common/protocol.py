@@ -104,13 +104,15 @@ class HistoryResponse:
 Response = ErrorResponse | InfoResponse | MessageResponse | HistoryResponse
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def history_item(message: Message) -> str:
     """One ``history`` item: the JSON text of the message's ``message`` object.
 
     Cached because a server sends the same last 100 messages to every user who logs in: in a
     login storm, encoding them again for each login was the top of the server's profile
-    (bench/server_load.py).  ``Message`` is frozen, so a cached text never goes stale.
+    (bench/server_load.py).  ``Message`` is frozen, so a cached text never goes stale.  The
+    size covers the default history with room to spare and bounds the memory: one item can
+    be 48 KB (4,000 escaped emoji), so 4,096 of them could have held 200 MB.
     """
     return json.dumps(message.to_response())
 
