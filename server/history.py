@@ -89,14 +89,21 @@ class HistoryStore:
         ).fetchall()
         return [_row_message(row) for row in reversed(rows)]
 
-    def recent_by(self, user: str, limit: int) -> list[Message]:
-        """The newest ``limit`` messages of one user (any case), oldest first."""
+    def get(self, ident: int) -> Message | None:
+        """The message with this id, if stored."""
+        row = self._db.execute(
+            "SELECT id, timestamp, sender, text, nonce FROM messages WHERE id = ?", (ident,)
+        ).fetchone()
+        return None if row is None else _row_message(row)
+
+    def recent_nonces(self, user: str, limit: int) -> list[tuple[str | None, int]]:
+        """``(nonce, id)`` of the newest ``limit`` messages of one user (any case), oldest
+        first: what the room needs to recognise a resent message, without the texts."""
         rows = self._db.execute(
-            "SELECT id, timestamp, sender, text, nonce FROM messages WHERE sender_key = ?"
-            " ORDER BY id DESC LIMIT ?",
+            "SELECT nonce, id FROM messages WHERE sender_key = ? ORDER BY id DESC LIMIT ?",
             (user.lower(), limit),
         ).fetchall()
-        return [_row_message(row) for row in reversed(rows)]
+        return [(nonce, ident) for nonce, ident in reversed(rows)]
 
     def count(self) -> int:
         (total,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()

@@ -91,19 +91,22 @@ class Room(Protocol):
 
 @dataclass
 class _Nonces:
-    """One user's nonces over their last ``NONCE_MEMORY`` messages."""
+    """One user's nonces over their last ``NONCE_MEMORY`` messages, each with its message id.
+
+    Ids, not messages: a thousand 4,000-character texts per user would make memory grow with
+    what users say; a repeat (rare) reads its original back from the store."""
 
     order: deque[str | None] = field(default_factory=lambda: deque(maxlen=NONCE_MEMORY))
-    by_nonce: dict[str, Message] = field(default_factory=dict)
+    by_nonce: dict[str, int] = field(default_factory=dict)
 
-    def remember(self, message: Message) -> None:
+    def remember(self, nonce: str | None, ident: int) -> None:
         if len(self.order) == NONCE_MEMORY:
             old = self.order[0]
-            if old is not None and old != message.nonce:
+            if old is not None and old != nonce:
                 self.by_nonce.pop(old, None)
-        self.order.append(message.nonce)
-        if message.nonce is not None:
-            self.by_nonce[message.nonce] = message
+        self.order.append(nonce)
+        if nonce is not None:
+            self.by_nonce[nonce] = ident
 
 
 @dataclass(slots=True)
@@ -305,7 +308,8 @@ class LocalRoom:
             message = item.message
             if message.nonce is not None:
                 key = (message.user.lower(), message.nonce)
-                original = self._nonces_of(message.user).by_nonce.get(message.nonce)
+                known = self._nonces_of(message.user).by_nonce.get(message.nonce)
+                original = None if known is None else self._store.get(known)
                 earlier = seen.get(key)
                 if original is not None:
                     repeats[index] = original
@@ -318,7 +322,8 @@ class LocalRoom:
         stored = self._store.insert_many([d.message for d in fresh]) if fresh else []
         by_draft = {id(d): m for d, m in zip(fresh, stored, strict=True)}
         for message in stored:
-            self._nonces_of(message.user).remember(message)
+            assert message.id is not None
+            self._nonces_of(message.user).remember(message.nonce, message.id)
         # Encode each object once; the whole batch becomes one byte string for most members.
         parts: list[bytes] = []
         epochs: list[int] = []  # a notice's epoch; 0 for a message (everyone hears it)
@@ -359,8 +364,8 @@ class LocalRoom:
         nonces = self._nonces.get(key)
         if nonces is None:
             nonces = _Nonces()
-            for message in self._store.recent_by(name, NONCE_MEMORY):
-                nonces.remember(message)
+            for nonce, ident in self._store.recent_nonces(name, NONCE_MEMORY):
+                nonces.remember(nonce, ident)
             self._nonces[key] = nonces
         return nonces
 
