@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from common.protocol import DEFAULT_PORT
 from gui import theme
 from gui.app import ChatApp
 from server.app import ChatServer
@@ -83,7 +84,7 @@ def test_a_mangled_settings_file_falls_back_to_defaults(
         app = ChatApp(top, config)
         assert (app.settings.host, app.settings.port, app.settings.theme) == (
             "127.0.0.1",
-            9998,
+            DEFAULT_PORT,
             "system",
         )
         assert app.settings.font_size == 32
