@@ -286,14 +286,14 @@ def test_classic_client_gets_history_later_in_its_own_write_within_4_kib(
         filler.close()
 
 
-def test_tkchat_client_gets_the_full_history_at_once(make_server: MakeServer) -> None:
-    server = make_server(rate_limit=0)
+def _history_after(server: ChatServer, texts: list[str]) -> tuple[list[int], bytes]:
+    """Store ``texts`` (their ids), then log a TkChat client in; the raw ``history`` line."""
     filler = WireClient(server.port)
-    filler.login("filler")
-    filler.send_raw(batch([f"{i:03d}" + "t" * 300 for i in range(120)]))
-    echoes = [filler.expect("message")["id"] for _ in range(120)]
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     try:
+        filler.login("filler")
+        filler.send_raw(batch(texts))
+        echoes = [filler.expect("message")["id"] for _ in texts]
         sock.sendall(
             json.dumps({"request": "login", "content": "new", "client": "tkchat/1.0"}).encode()
             + b"\n"
@@ -302,39 +302,28 @@ def test_tkchat_client_gets_the_full_history_at_once(make_server: MakeServer) ->
         deadline = time.monotonic() + 5
         while data.count(b"\n") < 2 and time.monotonic() < deadline:
             data += sock.recv(65536)
-        lines = data.split(b"\n")
-        history: dict[str, Any] = json.loads(lines[1])
-        assert history["response"] == "history"
-        assert len(lines[1]) + 1 <= 64 * 1024
-        assert [json.loads(i)["id"] for i in history["content"]] == echoes[-100:]
+        return echoes, data.split(b"\n")[1]
     finally:
         sock.close()
         filler.close()
+
+
+def test_tkchat_client_gets_the_full_history_at_once(make_server: MakeServer) -> None:
+    server = make_server(rate_limit=0)
+    echoes, line = _history_after(server, [f"{i:03d}" + "t" * 300 for i in range(120)])
+    history: dict[str, Any] = json.loads(line)
+    assert history["response"] == "history"
+    assert len(line) + 1 <= 64 * 1024
+    assert [json.loads(i)["id"] for i in history["content"]] == echoes[-100:]
 
 
 def test_tkchat_history_of_long_messages_stays_within_64_kib(make_server: MakeServer) -> None:
     server = make_server(rate_limit=0)
-    filler = WireClient(server.port)
-    filler.login("filler")
-    filler.send_raw(batch([f"{i:03d}" + "L" * 3990 for i in range(100)]))  # ~400 KB in all
-    echoes = [filler.expect("message")["id"] for _ in range(100)]
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    try:
-        sock.sendall(
-            json.dumps({"request": "login", "content": "new", "client": "tkchat/1.0"}).encode()
-            + b"\n"
-        )
-        data = b""
-        deadline = time.monotonic() + 5
-        while data.count(b"\n") < 2 and time.monotonic() < deadline:
-            data += sock.recv(65536)
-        line = data.split(b"\n")[1]
-        assert len(line) + 1 <= 64 * 1024
-        ids = [json.loads(i)["id"] for i in json.loads(line)["content"]]
-        assert len(ids) >= 10 and ids == echoes[-len(ids) :]
-    finally:
-        sock.close()
-        filler.close()
+    # ~400 KB in all
+    echoes, line = _history_after(server, [f"{i:03d}" + "L" * 3990 for i in range(100)])
+    assert len(line) + 1 <= 64 * 1024
+    ids = [json.loads(i)["id"] for i in json.loads(line)["content"]]
+    assert len(ids) >= 10 and ids == echoes[-len(ids) :]
 
 
 # --------------------------------------------------------------------- the program
