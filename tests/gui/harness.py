@@ -145,3 +145,13 @@ def screenshot(window: tk.Misc, path: Path) -> None:
     x, y = top.winfo_rootx(), top.winfo_rooty() - menubar
     crop = f"{top.winfo_width()}x{top.winfo_height() + menubar}+{x}+{y}"
     subprocess.run([tool, "-window", "root", "-crop", crop, str(path)], check=True, timeout=20)
+
+
+def online_pair(root: tk.Tk, port: int, person: Callable[[str], Person]) -> tuple[Person, Person]:
+    """alice and bob logged in to the server on ``port``, each seeing the other online."""
+    alice, bob = person("alice"), person("bob")
+    alice.log_in(port)
+    bob.log_in(port)
+    wait_until(root, online(alice, bob), "both online", (alice, bob))
+    wait_until(root, lambda: len(alice.app.session.users) == 2, "alice sees bob", (alice, bob))
+    return alice, bob

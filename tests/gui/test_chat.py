@@ -8,25 +8,14 @@ import tkinter as tk
 from collections.abc import Callable
 
 from server.app import ChatServer
-from tests.gui.harness import Person, online, wait_until
+from tests.gui.harness import Person, online_pair, wait_until
 from tests.wire import WireClient
-
-
-def _pair(
-    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
-) -> tuple[Person, Person]:
-    alice, bob = person("alice"), person("bob")
-    alice.log_in(server.port)
-    bob.log_in(server.port)
-    wait_until(root, online(alice, bob), "both online", (alice, bob))
-    wait_until(root, lambda: len(alice.app.session.users) == 2, "alice sees bob", (alice, bob))
-    return alice, bob
 
 
 def test_send_and_receive_with_pending_until_echo(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     alice.say("Hello bob, how are you?")
     assert alice.app.chat_view.input.value == ""  # taken
     assert "(sending…)" in alice.shown or "Hello bob" in alice.shown
@@ -45,7 +34,7 @@ def test_send_and_receive_with_pending_until_echo(
 def test_user_list_follows_joins_and_leaves(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     carol = person("carol")
     carol.log_in(server.port)
     wait_until(
@@ -76,7 +65,7 @@ def test_user_list_follows_joins_and_leaves(
 def test_emoji_and_other_non_bmp_text_both_ways(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     text = "party 🎉🎉 clef 𝄞 snowman ☃ flag 🇳🇴 family 👨‍👩‍👧 end"
     alice.say(text)
     wait_until(root, lambda: "family" in bob.shown, "emoji to arrive", (alice, bob))
@@ -90,7 +79,7 @@ def test_emoji_and_other_non_bmp_text_both_ways(
 def test_control_characters_and_escapes_show_harmlessly(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     mallory = WireClient(server.port)  # a hostile peer: raw bytes, any program
     try:
         mallory.login("mallory")
@@ -111,7 +100,7 @@ def test_control_characters_and_escapes_show_harmlessly(
 def test_multi_line_message_with_shift_enter(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     box = alice.app.chat_view.input
     alice.type_into(box, "first line")
     box.event_generate("<Shift-Return>")
@@ -125,7 +114,7 @@ def test_multi_line_message_with_shift_enter(
 def test_commands_history_and_tab_completion(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     box = alice.app.chat_view.input
     alice.say("/frobnicate now")
     assert "unknown command /frobnicate" in alice.shown
@@ -160,7 +149,7 @@ def test_commands_history_and_tab_completion(
 def test_unread_count_marker_and_mention_while_away(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
-    alice, bob = _pair(root, server, person)
+    alice, bob = online_pair(root, server.port, person)
     bob.app.chat_view.input.focus_force()  # bob's window has the focus, alice's does not
     wait_until(root, lambda: not alice.app.focused, "alice's window to lose focus", (alice,))
     bob.say("are you there")

@@ -10,7 +10,7 @@ from pathlib import Path
 from gui.session import State
 from server.app import ChatServer
 from tests.conftest import ROOT
-from tests.gui.harness import Person, online, screenshot, wait_until
+from tests.gui.harness import Person, online, online_pair, screenshot, wait_until
 
 
 def _stored_texts(server: ChatServer) -> list[str]:
@@ -26,10 +26,7 @@ def test_server_restart_mid_chat_loses_nothing_typed(
     db = str(tmp_path / "history.sqlite3")
     first = make_server(db=db)
     port = first.port
-    alice, bob = person("alice"), person("bob")
-    alice.log_in(port)
-    bob.log_in(port)
-    wait_until(root, online(alice, bob), "both online", (alice, bob))
+    alice, bob = online_pair(root, port, person)
     alice.say("before the restart")
     wait_until(root, lambda: "before the restart" in bob.shown, "first message", (alice, bob))
     # Sent just as the server stops: its echo may or may not come back before the close.
@@ -101,10 +98,7 @@ def test_messages_refused_for_rate_are_sent_again_exactly_once(
     """A burst past the server's rate limit: the refused messages stay pending, go out again
     after a pause, and each reaches bob exactly once, in the order typed."""
     server = make_server(rate_limit=4.0, rate_burst=2)
-    alice, bob = person("alice"), person("bob")
-    alice.log_in(server.port)
-    bob.log_in(server.port)
-    wait_until(root, online(alice, bob), "both online", (alice, bob))
+    alice, bob = online_pair(root, server.port, person)
     typed = [f"burst line {i}" for i in range(8)]
     for text in typed:
         alice.say(text)
