@@ -9,6 +9,7 @@ outbox) is in ``finish``, so it runs however ``handle`` ends.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import socket
 import socketserver
@@ -224,8 +225,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if content is None or (client is not None and not isinstance(client, str)):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
             return
-        password = self.server.config.password
-        if password is not None and payload.get("password") != password:
+        if not self._password_ok(payload.get("password")):
             self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
             return
         if not self.valid_username(content):
@@ -297,6 +297,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
+
+    def _password_ok(self, given: object) -> bool:
+        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        expected = self.server.config.password
+        if expected is None:
+            return True
+        if not isinstance(given, str):
+            return False
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
     def valid_username(self, name: str) -> bool:
         return is_valid_username(name)

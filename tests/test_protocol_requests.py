@@ -100,8 +100,9 @@ def test_password_checked_with_auth_failed(make_server: MakeServer) -> None:
     try:
         client.send("login", "alice", client="t/1")
         assert client.expect("error")["code"] == "auth_failed"
-        client.send("login", "alice", client="t/1", password="wrong")
-        assert client.expect("error")["code"] == "auth_failed"
+        for wrong in ("wrong", "s3cret ", 42, None, "\ud800"):
+            client.send("login", "alice", client="t/1", password=wrong)
+            assert client.expect("error")["code"] == "auth_failed", wrong
         client.send("login", "alice", client="t/1", password="s3cret")
         assert client.expect("info")["users"] == ["alice"]
         client.expect("history")
