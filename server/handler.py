@@ -189,7 +189,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         name = self._name
         self.send(
             MessageParser.info(
-                f"Login successful. Welcome, {name}! Online: {', '.join(users)}", users=users
+                f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
         )
         if self.classic:
@@ -293,7 +293,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
         users = self.server.room.names()
-        self.send(MessageParser.info(f"Users in the chat: {', '.join(users)}", users=users))
+        self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
 
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
@@ -333,6 +333,18 @@ def _is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+NAMES_IN_WORDS = 50  # names spelled out in an info's text; the "users" key has them all
+
+
+def in_words(users: list[str]) -> str:
+    """The names for a person to read, cut short in a crowd: 1,000 names of 32 letters in the
+    text besides the "users" list would take the answer past the 64 KiB object limit."""
+    if len(users) <= NAMES_IN_WORDS:
+        return ", ".join(users)
+    shown = ", ".join(users[:NAMES_IN_WORDS])
+    return f"{shown} and {len(users) - NAMES_IN_WORDS} more ({len(users)} in all)"
 
 
 def _message_problem(content: str | None) -> str | None:

@@ -10,7 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
+from common.protocol import MessageParser
 from server.app import ChatServer
+from server.config import ServerConfig
+from server.handler import NAMES_IN_WORDS, in_words
 from tests.conftest import ServerProcess
 from tests.wire import WireClient
 
@@ -322,6 +325,22 @@ def test_names_lists_users_in_words_and_sorted(connect: Connect) -> None:
     assert info["sender"] == "server"
     for name in clients:
         assert name in info["content"]
+
+
+def test_names_in_a_crowd_stay_within_the_object_limit(connect: Connect) -> None:
+    """60 users: every name in "users", the text cut short; and the largest room the default
+    connection limit allows (1,000 names of 32 letters) still answers in one 64 KiB object."""
+    names = [f"{i:02d}" + "n" * 30 for i in range(60)]
+    clients = [connect() for _ in names]
+    for name, client in zip(names, clients, strict=True):
+        client.login(name)
+    clients[0].send("names")
+    info = clients[0].expect("info")
+    assert info["users"] == sorted(names)
+    assert info["content"].endswith(f"and {60 - NAMES_IN_WORDS} more (60 in all)")
+    crowd = sorted(f"{i:04d}" + "x" * 28 for i in range(ServerConfig().max_connections))
+    for text in (f"Users in the chat: {in_words(crowd)}", f"Online: {in_words(crowd)}"):
+        assert len(MessageParser.encode(MessageParser.info(text, users=crowd))) <= 64 * 1024
 
 
 def test_names_before_login_is_not_logged_in(connect: Connect) -> None:
