@@ -29,6 +29,10 @@ SERVER_SENDER = "server"
 CLIENT_ID = "tkchat/1.0"
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
+# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
+RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
+# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
+PING_AFTER_SECONDS = 60.0
 
 
 class ResponseType(Enum):
@@ -53,6 +57,8 @@ class ErrorCode:
     # Server-side refusals that close the connection (not in the KTN core table).
     SERVER_FULL = "server_full"
     LOGIN_TIMEOUT = "login_timeout"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 class Event:
@@ -61,6 +67,7 @@ class Event:
     JOIN = "join"
     LEAVE = "leave"
     SHUTDOWN = "shutdown"
+    PONG = "pong"
 
 
 def is_valid_username(name: object) -> bool:
