@@ -12,6 +12,10 @@ Some KTN servers close the connection on ``logout`` and some leave it open; the 
 it itself once the logout is answered, so a logout always ends in one expected ``Disconnected``.
 Nothing a server sends can raise out of the receiver: a bad value is logged and skipped.
 
+Liveness: against a TkChat server the writer sends ``ping`` after ``ping_after`` seconds with
+no traffic either way (the server closes a TkChat connection silent past its ``--idle-timeout``);
+the ``pong`` answers are not passed on.  Classic servers know no ``ping``: never sent to them.
+
 Threads and how they end: ``MessageReceiver`` reads until the socket closes (``disconnect``
 shuts it down; the server may close it) and then reports ``Disconnected`` exactly once; the
 writer ends on a sentinel that both ``disconnect`` and the receiver's end put on its queue.
@@ -28,7 +32,15 @@ from collections.abc import Callable
 from typing import Any
 
 from common.decoder import DecodeError, StreamDecoder
-from common.protocol import CLIENT_ID, ErrorResponse, MessageParser, Response
+from common.protocol import (
+    CLIENT_ID,
+    PING_AFTER_SECONDS,
+    ErrorResponse,
+    Event,
+    InfoResponse,
+    MessageParser,
+    Response,
+)
 from gui.events import ClientEvent, Connected, Disconnected
 
 log = logging.getLogger(__name__)
@@ -104,6 +116,7 @@ class Client:
         client_id: str | None = CLIENT_ID,
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
+        ping_after: float = PING_AFTER_SECONDS,
     ) -> None:
         self.host = host
         self.port = port
@@ -111,6 +124,8 @@ class Client:
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
+        self.ping_after = ping_after
+        self._last_traffic = time.monotonic()  # last byte either way, for the ping
         self._sock: socket.socket | None = None
         self._outgoing: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._answered = threading.Event()
@@ -193,6 +208,9 @@ class Client:
         the receiver (and with it the connection): it is logged with its traceback instead.
         """
         self._answered.set()
+        self._last_traffic = time.monotonic()
+        if isinstance(response, InfoResponse) and response.event == Event.PONG:
+            return  # liveness only: nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         try:
@@ -246,13 +264,23 @@ class Client:
         sock = self._sock
         assert sock is not None
         while True:
-            payload = self._outgoing.get()
+            # Only a TkChat server (pipelining: it showed TkChat's keys) is pinged.
+            wait = self.ping_after
+            if self.pipelining:
+                wait = max(0.05, self._last_traffic + self.ping_after - time.monotonic())
+            try:
+                payload = self._outgoing.get(timeout=wait)
+            except queue.Empty:
+                if not self.pipelining or time.monotonic() - self._last_traffic < self.ping_after:
+                    continue
+                payload = MessageParser.request("ping")
             if payload is _STOP or self._ended:
                 return
             self._answered.clear()
             if payload.get("request") == "logout":
                 with self._lock:
                     self._logged_out = True  # from now on a close is what we asked for
+            self._last_traffic = time.monotonic()
             try:
                 sock.sendall(MessageParser.encode(payload))
             except OSError as exc:

@@ -96,6 +96,7 @@ class ServerProcess:
 
     def __init__(self, *args: str) -> None:
         self.args = list(args)
+        self.preexec: Callable[[], None] | None = None  # run in the child (resource limits)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.log: list[str] = []
@@ -109,6 +110,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=self.preexec,  # noqa: PLW1509 (set only by tests that need it)
         )
         ready = threading.Event()
 
