@@ -1,11 +1,14 @@
 """``ChatServer``: the listening socket, the connection limits, and an orderly shutdown.
 
 Threads: ``serve_forever`` (the acceptor, one thread; between accepts it also writes summarised
-warnings and forgets quiet addresses), one named ``ClientHandler`` thread per connection
+warnings and forgets quiet addresses), four starters that start a thread per accepted
+connection (see ``process_request``), one named ``ClientHandler`` thread per connection
 (``tkchat-conn-HOST:PORT``, tracked until it ends), the room's history writer, and the
-``Sender``.  ``stop`` ends them in this order: no more accepts, the room's queue stored and
-broadcast, a shutdown notice queued to everyone and flushed (bounded), every connection shut so
-its reader returns, connection threads joined, then the Sender and the history store.
+``Sender``.  ``stop`` ends them in this order: no more accepts, the starters (every accepted
+connection has its thread then), the room's queue stored and broadcast, a shutdown notice
+queued to everyone and flushed (bounded), every connection shut so its reader returns (waiting
+on a condition that each closing connection notifies), connection threads joined, then the
+Sender and the history store.
 
 Limits checked at accept, before a thread exists: ``--max-connections`` for everyone, then
 ``--max-per-address`` (server/limits.py); a refused socket gets one ``error`` and is closed.
@@ -14,6 +17,7 @@ Limits checked at accept, before a thread exists: ``--max-connections`` for ever
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import socketserver
 import threading
@@ -31,6 +35,7 @@ from server.room import LocalRoom
 
 log = logging.getLogger(__name__)
 
+_STARTERS = 4  # threads that start connection threads (see process_request)
 _HOUSEKEEPING_SECONDS = 1.0  # summarised warnings and the address table, from the accept loop
 
 
@@ -65,6 +70,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         # burst of connects to see them.
         self._admitted: dict[Any, str] = {}
         self._connection_threads: set[threading.Thread] = set()
+        self._to_start: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
+        self._starters = [
+            threading.Thread(target=self._run_starter, name=f"tkchat-starter-{i}", daemon=True)
+            for i in range(_STARTERS)
+        ]
         self._stopped = False
         self._serving: threading.Thread | None = None
         self._next_housekeeping = 0.0
@@ -75,6 +85,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             raise
         self.sender.start()
         self.room.start()
+        for starter in self._starters:
+            starter.start()
 
     @property
     def port(self) -> int:
@@ -132,20 +144,29 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         super().shutdown_request(request)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Serve the connection on its own named thread, tracked until it ends.
+        """Hand the connection to a starter thread, which serves it on its own named thread.
 
-        ``ThreadingMixIn.process_request`` does the same with unnamed threads; ``stop`` needs
-        to know which threads are still running to join them.
+        ``ThreadingMixIn.process_request`` starts the thread right here, but ``Thread.start``
+        waits until the new thread has held the GIL once; with hundreds of busy connection
+        threads that wait made the accept loop the bottleneck of a login storm
+        (bench/server_load.py).  So the accept loop only queues, and ``_STARTERS`` threads
+        start connection threads, their waits overlapping.
         """
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"tkchat-conn-{client_address[0]}:{client_address[1]}",
-            daemon=True,
-        )
-        with self._handlers_lock:
-            self._connection_threads.add(thread)
-        thread.start()
+        self._to_start.put((request, client_address))
+
+    def _run_starter(self) -> None:
+        """Start a tracked, named thread for each queued connection; ``None`` ends it."""
+        while (item := self._to_start.get()) is not None:
+            request, client_address = item
+            thread = threading.Thread(
+                target=self.process_request_thread,
+                args=(request, client_address),
+                name=f"tkchat-conn-{client_address[0]}:{client_address[1]}",
+                daemon=True,
+            )
+            with self._handlers_lock:
+                self._connection_threads.add(thread)
+            thread.start()
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -206,6 +227,10 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.shutdown()
             self._serving.join(timeout)
         self.server_close()
+        for _ in self._starters:
+            self._to_start.put(None)
+        for starter in self._starters:  # each queued connection has its thread after this
+            starter.join(timeout)
         # Store and broadcast every message already accepted before the shutdown notice.
         self.room.stop(timeout)
         with self._handlers_lock:
