@@ -132,6 +132,10 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         try:
             request.setblocking(False)
             request.send(MessageParser.encode(MessageParser.error(code, text)))
+            # A request already sent (a login right after connect) left unread would make the
+            # close a reset, which can destroy the error before the peer reads it.
+            request.shutdown(socket.SHUT_WR)
+            request.recv(65536)
         except OSError:
             pass
 
