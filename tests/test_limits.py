@@ -32,7 +32,7 @@ from server.__main__ import prepare_db
 from server.app import ChatServer
 from server.config import ServerConfig
 from server.limits import AddressLimits, AddressPolicy, address_key
-from server.logsafe import Summary, clean
+from server.logsafe import SafeFormatter, Summary, clean
 from tests.conftest import DEFAULT_LIMITS, ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
@@ -404,6 +404,19 @@ def test_clean_escapes_and_cuts() -> None:
     assert clean("z" * 100, 64) == "z" * 64 + "...(36 more)"
     assert clean("\ud800") == "\\ud800"  # a lone surrogate, escaped not raised
     assert clean("café 😀") == "café 😀"
+
+
+def test_the_server_log_format_keeps_every_record_on_one_line() -> None:
+    """``python -m server``'s formatter escapes what a call site forgot; tracebacks stay."""
+    formatter = SafeFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("server", logging.INFO, __file__, 1, "got %s", ("a\nb\x1b",), None)
+    assert formatter.format(record) == "INFO got a\\nb\\x1b"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc = sys.exc_info()
+    record = logging.LogRecord("server", logging.ERROR, __file__, 1, "failed", (), exc)
+    assert formatter.format(record).splitlines()[1] == "Traceback (most recent call last):"
 
 
 def test_summary_holds_repeats_back_until_the_window_ends(
