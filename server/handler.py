@@ -347,7 +347,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if room is None:
             return
         try:
-            users = self.server.room.names(self, room)
+            users = self.server.room.names(room, self)
         except Refused as refused:
             self._error(refused.code, refused.text)
             return
@@ -435,11 +435,16 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_search(self, content: str | None, payload: dict[str, Any]) -> None:
         if not self._logged_in():
             return
-        if content is None or not content.strip() or len(content) > MAX_SEARCH_CHARS:
+        if (
+            content is None
+            or not content.strip()
+            or len(content) > MAX_SEARCH_CHARS
+            or not _is_unicode(content)
+        ):
             self._error(
                 ErrorCode.BAD_REQUEST,
                 f'bad request: search needs "content": WORDS (at most {MAX_SEARCH_CHARS}'
-                " characters)",
+                " characters of valid Unicode)",
             )
             return
         limit = self._limit(payload, DEFAULT_SEARCH, MAX_SEARCH)

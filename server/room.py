@@ -10,7 +10,7 @@ interface, one method per kind of request, is what ``ClientHandler`` calls:
 - ``post(name, member, text, nonce, *, room=None, to=None)``: the ``msg`` request, to a room or
   (``to``) to one person.
 - ``settle(member)``: wait until that member's posts are stored and broadcast.
-- ``names(member, room)``, ``rooms()``, ``page(member, room, before, limit)``,
+- ``names(room, member)``, ``rooms()``, ``page(member, room, before, limit)``,
   ``direct_page(member, other, before, limit)``, ``search(member, words, room, limit)``:
   the read-only requests.
 - ``is_taken(name)``.
@@ -315,10 +315,12 @@ class LocalRoom:
             infos.sort(key=lambda r: r.name)
         return infos
 
-    def names(self, member: Member, room: str = GENERAL_ROOM) -> list[str]:
-        """The names in ``room``, sorted; ``not_in_room`` if ``member`` is not in it."""
+    def names(self, room: str = GENERAL_ROOM, member: Member | None = None) -> list[str]:
+        """The names in ``room``, sorted; ``not_in_room`` if ``member`` (when given: the
+        asker) is not in it."""
         with self._lock:
-            self._check_seat(room, _key(member))
+            if member is not None:
+                self._check_seat(room, _key(member))
             return self._sorted_names(room)
 
     # --------------------------------------------------------------- messages
@@ -533,7 +535,7 @@ class LocalRoom:
             except Exception:
                 failed = True
                 log.exception("history store failed, %d message(s) refused", len(fresh))
-        by_draft = {id(d): m for d, m in zip(fresh, stored, strict=True)}
+        by_draft = {} if failed else {id(d): m for d, m in zip(fresh, stored, strict=True)}
         for message in stored:
             assert message.id is not None
             self._nonces_of(message.user).remember(message.nonce, message.id)
