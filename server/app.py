@@ -31,6 +31,7 @@ from server.history import HistoryStore
 from server.limits import AddressLimits, address_key, fit_open_files
 from server.logsafe import Summary
 from server.outbox import Sender
+from server.retention import Retention
 from server.room import LocalRoom
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.limits = AddressLimits(config.address_policy())
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
-        self.store = HistoryStore(config.db)
+        self.store = HistoryStore(config.db, config.busy_timeout)
         self.room = LocalRoom(self.store, config.history_size)
+        self.retention = Retention(
+            self.store, config.keep_days, config.keep_messages, config.retention_interval
+        )
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -85,6 +89,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             raise
         self.sender.start()
         self.room.start()
+        self.retention.start()
         for starter in self._starters:
             starter.start()
 
@@ -236,6 +241,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         for starter in self._starters:  # each queued connection has its thread after this
             starter.join(timeout)
         # Store and broadcast every message already accepted before the shutdown notice.
+        self.retention.stop(timeout)
         self.room.stop(timeout)
         with self._handlers_lock:
             handlers = list(self._handlers)
