@@ -260,22 +260,34 @@ def test_the_per_user_message_limit_still_applies_inside_the_address_bucket(
     assert got[-1]["code"] == ErrorCode.RATE_LIMITED
 
 
-def test_names_in_a_crowd_cost_more_tokens(
+def test_big_answers_cost_a_token_per_kib(
     make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An answer that amplifies costs its asker a token per KiB (here per 16 bytes)."""
-    monkeypatch.setattr(handler_module, "_NAMES_BYTES_PER_TOKEN", 16)
-    server = make_server(address_rate=0.001, address_burst=10, login_rate=0)
-    for i in range(3):
-        clients.append(log_in(server.port, f"longname{i}", VICTIM))  # 3 x 14 bytes: 2 tokens
-    wire = log_in(server.port, "asker", ATTACKER)  # the login took 1 of 10
+    """An answer that amplifies (names in a crowd, a history page) costs its address a token
+    per KiB, here per 100 bytes: the help text (~800 bytes) costs ~9, so a bucket of 20
+    serves it three times, not 20.  Another address is not charged."""
+    monkeypatch.setattr(handler_module, "_ANSWER_BYTES_PER_TOKEN", 100)
+    server = make_server(address_rate=0.001, address_burst=20, login_rate=0)
+    wire = WireClient(server.port, source=ATTACKER)
     clients.append(wire)
-    kinds = []
-    for _ in range(4):
-        wire.send("names")
-        kinds.append(answer(wire)["response"])
-    # 4 users x (9 + 4) bytes = 52 -> 3 extra tokens: 4 per names; 9 left = 2 answers.
-    assert kinds == ["info", "info", "error", "error"]
+    served = 0
+    for _ in range(20):
+        wire.send("help")
+        got = answer(wire)
+        if got["response"] == "error":
+            assert got["code"] == ErrorCode.RATE_LIMITED
+            break
+        served += 1
+    cost = 1 + len(MessageParser.encode(MessageParser.info(handler_module.HELP_TEXT))) // 100
+    tokens, expected = 20, 0
+    while tokens >= 1:
+        tokens -= cost
+        expected += 1
+    assert served == expected < 5
+    other = WireClient(server.port, source=VICTIM)
+    clients.append(other)
+    other.send("help")
+    assert answer(other)["response"] == "info"
 
 
 # ------------------------------------------------------------------------------ liveness
