@@ -26,6 +26,7 @@ from typing import Any
 
 from common.protocol import ErrorCode, Event, MessageParser
 from server.config import ServerConfig
+from server.dbfile import private_db
 from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.limits import AddressLimits, address_key, fit_open_files
@@ -59,6 +60,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.limits = AddressLimits(config.address_policy())
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
+        private_db(config.db)  # folder 0700, file 0600, before SQLite creates it
         self.store = HistoryStore(config.db, config.busy_timeout)
         self.room = LocalRoom(self.store, config.history_size)
         self.retention = Retention(

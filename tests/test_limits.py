@@ -28,9 +28,9 @@ from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageRespo
 from gui.client import Client
 from gui.events import ClientEvent
 from server import handler as handler_module
-from server.__main__ import prepare_db
 from server.app import ChatServer
 from server.config import ServerConfig
+from server.dbfile import prepare_db
 from server.limits import AddressLimits, AddressPolicy, address_key
 from server.logsafe import SafeFormatter, Summary, clean
 from tests.conftest import DEFAULT_LIMITS, ROOT, ServerProcess, wait_for
@@ -585,6 +585,10 @@ def test_a_db_under_a_regular_file_is_reported_as_such(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 def test_the_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    hosted = tmp_path / "hosted" / "history.sqlite3"  # the GUI's "Host a chat" way
+    ChatServer(ServerConfig(host="127.0.0.1", port=0, db=str(hosted))).stop()
+    assert stat.S_IMODE(hosted.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(hosted.stat().st_mode) == 0o600
     db = tmp_path / "new" / "deeper" / "history.sqlite3"
     assert prepare_db(str(db)) is None
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
