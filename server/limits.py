@@ -89,8 +89,8 @@ class AddressPolicy:
     max_connections: int = 20
     request_rate: float = 100.0
     request_burst: int = 400
-    login_rate: float = 2.0
-    login_burst: int = 20
+    login_rate: float = 5.0
+    login_burst: int = 50
 
 
 @dataclass(slots=True)
