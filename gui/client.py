@@ -52,7 +52,10 @@ log = logging.getLogger(__name__)
 CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
-PING_AFTER_SECONDS = 60.0  # of quiet on the line, to a TkChat server (PROTOCOL.md, ``ping``)
+# Seconds without sending anything, to a TkChat server (PROTOCOL.md, ``ping``).  What we
+# *send* counts, not what we read: the server closes a connection it has not heard from for
+# its --idle-timeout, however busy the room it sends to.
+PING_AFTER_SECONDS = 60.0
 _RECV_BYTES = 65536
 
 # The socket is ready for another connection step: connect returned, TLS wrapped.
@@ -80,7 +83,7 @@ class MessageReceiver(threading.Thread):
         self._answered = False
         self._answer_by = 0.0
         self._quiet_by = 0.0
-        self._last_traffic = time.monotonic()
+        self._last_sent = time.monotonic()
 
     @property
     def tkchat_peer(self) -> bool:
@@ -156,7 +159,6 @@ class MessageReceiver(threading.Thread):
         if not data:
             return "the server closed the connection"
         now = time.monotonic()
-        self._last_traffic = now
         if self._waiting:
             self._answered = True
             self._quiet_by = now + ANSWER_QUIET_SECONDS
@@ -181,7 +183,7 @@ class MessageReceiver(threading.Thread):
             return f"connection lost: {exc.strerror or exc}"
         self._unsent = self._unsent[sent:]
         now = time.monotonic()
-        self._last_traffic = now
+        self._last_sent = now
         if not self._unsent and (self._sent_logout or not self._conn.tkchat_peer):
             self._waiting, self._answered = True, False
             self._answer_by = now + self.client.answer_wait
@@ -201,7 +203,7 @@ class MessageReceiver(threading.Thread):
         if self._unsent or self._sent_logout or not self._answer_done(now):
             return
         client = self.client
-        if self._conn.tkchat_peer and now - self._last_traffic >= PING_AFTER_SECONDS:
+        if self._conn.tkchat_peer and now - self._last_sent >= PING_AFTER_SECONDS:
             client.send(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
@@ -210,7 +212,7 @@ class MessageReceiver(threading.Thread):
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
-        deadlines = [self._last_traffic + PING_AFTER_SECONDS]
+        deadlines = [self._last_sent + PING_AFTER_SECONDS]
         if self._waiting:
             deadlines.append(self._quiet_by if self._answered else self._answer_by)
         return max(0.0, min(deadlines) - now)

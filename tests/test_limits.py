@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageResponse
+from gui import client as client_module
 from gui.client import Client
-from gui.events import ClientEvent
+from gui.events import ClientEvent, Disconnected
 from server import handler as handler_module
 from server.app import ChatServer
 from server.config import ServerConfig
@@ -359,6 +360,32 @@ def test_the_client_hides_pongs_from_the_app(make_server: MakeServer) -> None:
         assert not any(isinstance(e, InfoResponse) and e.event == "pong" for e in events)
     finally:
         client.disconnect()
+
+
+def test_a_tkchat_client_that_only_reads_a_busy_room_is_not_idle_closed(
+    make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server hears nothing from a user who only reads; the client pings when it has
+    *sent* nothing for a while, however busy the room (reads do not count)."""
+    monkeypatch.setattr(client_module, "PING_AFTER_SECONDS", 0.2)
+    server = make_server(idle_timeout=0.8)
+    events: list[ClientEvent] = []
+    reader = Client("127.0.0.1", server.port, events.append)
+    reader.run()
+    try:
+        reader.login("reader")
+        wait_for(lambda: server.room.names() == ["reader"], what="the login")
+        talker = log_in(server.port, "talker", VICTIM)
+        clients.append(talker)
+        for i in range(25):  # 2.5 s of chat: three idle timeouts
+            talker.send("msg", f"busy {i}")
+            talker.expect("message")
+            time.sleep(0.1)
+        talker.send("names")
+        assert "reader" in talker.expect("info")["users"]
+        assert not any(isinstance(e, Disconnected) for e in events)
+    finally:
+        reader.disconnect()
 
 
 # ---------------------------------------------------------------------------- safe logs
