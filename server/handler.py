@@ -33,6 +33,7 @@ from common.protocol import (
     is_valid_username,
     room_name,
 )
+from server.outbox import recv_within
 from server.room import NameTaken, Refused
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ TkChat clients also have rooms, direct messages, older history and search:
   logout         log out and close the connection"""
 
 _RECV_BYTES = 65536
-CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``_put``)
+CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
+CLASSIC_HISTORY_DELAY = 0.1  # between a classic client's login info and its history
 _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
 
 
@@ -95,8 +97,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        # From here on the socket is non-blocking: read it with recv_within (server/outbox.py).
         self.outbox = self.server.sender.open(
-            self.request, label=self.peer, limit=config.max_queue_bytes, coalesce=True
+            self.request, label=self.peer, limit=config.max_queue_bytes
         )
         self._open = True
         self.server.register(self)
@@ -118,11 +121,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
                     )
                     log.info("%s: closed, no login within %gs", self.peer, config.login_timeout)
                     return
-                sock.settimeout(left)
+                timeout = left
             else:
-                sock.settimeout(_IDLE_POLL_SECONDS)
+                timeout = _IDLE_POLL_SECONDS
             try:
-                data = sock.recv(_RECV_BYTES)
+                data = recv_within(sock, _RECV_BYTES, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -169,11 +172,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
+        """The one way bytes for this connection enter its outbox."""
         self.outbox.put(data)
-        if self.classic:
-            # A classic client decodes each recv() as one object: a moment between objects
-            # keeps a burst (a batch of echoes, say) from arriving in one read.
-            self.outbox.pause(CLASSIC_GAP_SECONDS)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -188,11 +188,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(data)
 
     def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
-        if self.classic:
+        if self.classic:  # paced one object per write (see ``parse_login``)
             for part in parts:
                 self._put(part)
         else:
-            self.outbox.put_batch(data, parts)
+            self._put(data)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the
@@ -203,12 +203,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
         )
-        if self.classic:
-            self.outbox.pause(0.1)
-            limit = CLASSIC_HISTORY_BYTES
-        else:
-            limit = MAX_OBJECT_BYTES
-        self._answer(MessageParser.history_within(history, limit))
+        if not self.classic:
+            self._answer(MessageParser.history_within(history, MAX_OBJECT_BYTES))
+            return
+        # A classic program reads the history with recv(1024) after a moment: small objects,
+        # paced like everything else it gets (PROTOCOL.md, Classic clients).
+        self.outbox.pause(CLASSIC_HISTORY_DELAY)
+        for chunk in MessageParser.history_chunks(history, CLASSIC_HISTORY_BYTES):
+            self._put(MessageParser.encode(chunk))
 
     def joined(self, room: str, users: list[str], history: list[Message]) -> None:
         # Under the room's lock, like ``welcome``.
@@ -267,8 +269,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         self.classic = client is None
-        # Classic clients decode each recv() as one object: one object per send for them.
-        self.outbox.coalesce = not self.classic
+        if self.classic:
+            # A classic client decodes each recv() as one object: a moment between objects
+            # keeps a burst (a batch of echoes, say) from arriving in one read.
+            self.outbox.gap = CLASSIC_GAP_SECONDS
         self._name = content
         try:
             self.server.room.join(content, self)
