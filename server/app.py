@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from common.protocol import ErrorCode, Event, MessageParser
+from server.accounts import Accounts, LoginGuard
 from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
@@ -37,6 +38,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.config = config
         self.store = HistoryStore(config.db)
         self.room = LocalRoom(self.store, config.history_size)
+        try:
+            self.accounts = Accounts(config.db)
+        except BaseException:
+            self.store.close()
+            raise
+        self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -49,6 +56,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             super().__init__((config.host, config.port), ClientHandler)
         except BaseException:
             self.store.close()
+            self.accounts.close()
             raise
         self.sender.start()
         self.room.start()
@@ -160,4 +168,5 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             log.error("%d connection(s) did not close in %.1f s", self.connection_count(), timeout)
         self.sender.stop(timeout)
         self.store.close()
+        self.accounts.close()
         log.info("server stopped")

@@ -13,6 +13,7 @@ import hmac
 import logging
 import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,10 +25,12 @@ from common.protocol import (
     MAX_MESSAGE_CHARS,
     MAX_NONCE_CHARS,
     MAX_OBJECT_BYTES,
+    AuthField,
     ErrorCode,
     MessageParser,
     is_valid_username,
 )
+from server.accounts import AccountsUnavailable, password_problem
 from server.room import NameTaken
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  register       {"request": "register", "password": P}: from now on logging in as this
+                 name needs P (8-256 characters); add "new_password" to change it
   help           show this text
   logout         log out and close the connection"""
 
@@ -78,6 +83,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
+        # True once this connection proved a registered name with its password (login or
+        # register): only then may it read back what that name was sent privately.
+        self.proven: bool = False
+        self._closing = threading.Event()  # set by ``close``: ends a login delay early
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
         config = self.server.config
@@ -150,6 +159,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def close(self) -> None:
         """End this connection from another thread: the reader wakes up and ``finish`` runs."""
         self._open = False
+        self._closing.set()
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
@@ -225,8 +235,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if content is None or (client is not None and not isinstance(client, str)):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
             return
-        if not self._password_ok(payload.get("password")):
-            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
+        guard = self.server.login_guard
+        if guard.refused(self.client_address[0]):
+            self._too_many_attempts()
+            return
+        if not self._password_ok(payload.get("server_password")):
+            self._auth_failed(AuthField.SERVER_PASSWORD, content)
             return
         if not self.valid_username(content):
             self._error(
@@ -234,6 +248,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
             )
             return
+        # The password before the name's availability: without it nobody learns whether a
+        # registered user is online.
+        proven = False
+        if self.server.accounts.is_registered(content):
+            if not self.server.accounts.verify(content, payload.get("password")):
+                self._auth_failed(AuthField.PASSWORD, content)
+                return
+            proven = True
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -241,13 +263,73 @@ class ClientHandler(socketserver.BaseRequestHandler):
         # Classic clients decode each recv() as one object: one object per send for them.
         self.outbox.coalesce = not self.classic
         self._name = content
+        self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
             self._name = None
+            self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
-        log.info("login %s (%s, %s)", content, self.peer, client or "classic client")
+        log.info(
+            "login %s (%s, %s%s)",
+            content,
+            self.peer,
+            client or "classic client",
+            ", registered" if proven else "",
+        )
+
+    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Register the logged-in name with ``password``, or change its password (the old one
+        as ``password``, the new one as ``new_password``)."""
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        password = payload.get("password")
+        new_password = payload.get("new_password")
+        accounts = self.server.accounts
+        registered = accounts.is_registered(name)
+        chosen = password if new_password is None else new_password
+        problem = password_problem(chosen)
+        if problem is not None:
+            key = "password" if new_password is None else "new_password"
+            self._error(ErrorCode.BAD_REQUEST, f'bad request: "{key}": {problem}')
+            return
+        if new_password is None and registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: the name {name} is registered already; to change its password "
+                'send the current one as "password" and the new one as "new_password"',
+            )
+            return
+        if new_password is not None:
+            if not registered:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f'bad request: the name {name} is not registered; send "password" alone '
+                    "to register it",
+                )
+                return
+            if not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
+        assert isinstance(chosen, str)
+        try:
+            accounts.set_password(name, chosen)
+        except AccountsUnavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE, "the server cannot store the password now; try again later"
+            )
+            return
+        self.proven = True
+        if new_password is None:
+            log.info("register %s (%s)", name, self.peer)
+            text = f"The name {name} is registered: logging in as {name} needs this password."
+        else:
+            log.info("password changed for %s (%s)", name, self.peer)
+            text = f"The password of {name} is changed."
+        self.send(MessageParser.info(text))
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
@@ -298,8 +380,31 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
 
+    def _auth_failed(self, field: AuthField, name: str) -> None:
+        """A wrong or missing password: answered late (``LoginGuard``), or with
+        ``too_many_attempts`` and a close once this address failed too often."""
+        verdict = self.server.login_guard.failed(self.client_address[0], name, field.value)
+        if verdict.refused:
+            self._too_many_attempts()
+            return
+        # Slept on this connection's own thread: no other client waits; ``close`` ends it.
+        self._closing.wait(verdict.delay)
+        if field is AuthField.SERVER_PASSWORD:
+            text = "this server needs a password: wrong or missing server password"
+        else:
+            text = f"the name {name} is registered: wrong or missing password"
+        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+
+    def _too_many_attempts(self) -> None:
+        self._error(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            "too many failed password logins from your address; try again in a few minutes",
+        )
+        self._open = False
+
     def _password_ok(self, given: object) -> bool:
-        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        """Constant-time check of ``server_password`` against the server-wide password
+        (none set: anyone may join)."""
         expected = self.server.config.password
         if expected is None:
             return True
@@ -313,9 +418,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def username_available(self, name: str) -> bool:
         return not self.server.room.is_taken(name)
 
-    def _error(self, code: str, text: str) -> None:
+    def _error(self, code: str, text: str, **extra: Any) -> None:
         log.debug("%s: error %s: %s", self.who, code, text)
-        self.send(MessageParser.error(code, text))
+        self.send(MessageParser.error(code, text, **extra))
 
     _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
         "login": parse_login,
@@ -323,6 +428,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "msg": parse_message,
         "names": parse_names,
         "help": parse_help,
+        "register": parse_register,
     }
 
 
