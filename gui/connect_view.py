@@ -21,7 +21,7 @@ from tkinter import ttk
 from common.protocol import AuthField, ErrorCode, ErrorResponse, is_valid_username
 from gui import secrets, theme
 
-PASSWORD_HINT = "Only for a registered name; leave empty otherwise."
+PASSWORD_HINT = "Only for a registered name."
 DOT = "•"
 
 # on_connect(host, port, name, password, server_password)
@@ -62,20 +62,23 @@ class ConnectView(ttk.Frame):
         *,
         remember: bool = False,
     ) -> None:
-        super().__init__(master, padding=8)
+        super().__init__(master, padding=4)
         self.on_connect = on_connect
         self.on_host = on_host
         self.on_cancel = on_cancel
         base = tkfont.nametofont("TkDefaultFont", root=self)
         self.note_font = tkfont.Font(self, family=base.actual("family"), size=9)
-        card = ttk.Frame(self, padding=(20, 12))
+        self._line_sizes: dict[int, int] = {}  # grid row of an error line: its height
+        card = ttk.Frame(self, padding=(16, 6))
         self.card = card
         card.columnconfigure(1, weight=1)
-        ttk.Label(card, text="TkChat", font=("TkHeadingFont", 18, "bold")).grid(
-            row=0, column=0, columnspan=2, sticky="w"
-        )
-        ttk.Label(card, text="Join a chat server, or host one for your team.").grid(
-            row=1, column=0, columnspan=2, sticky="w", pady=(0, 8)
+        # The heading goes when the window is too short for it (the app's minimum 560x380
+        # with the server password shown): the fields matter more.
+        self.heading = ttk.Frame(card)
+        self.heading.grid(row=0, column=0, columnspan=2, sticky="w", pady=(0, 8))
+        ttk.Label(self.heading, text="TkChat", font=("TkHeadingFont", 18, "bold")).pack(anchor="w")
+        ttk.Label(self.heading, text="Join a chat server, or host one for your team.").pack(
+            anchor="w"
         )
         self.host_var = tk.StringVar(self)
         self.port_var = tk.StringVar(self)
@@ -88,7 +91,8 @@ class ConnectView(ttk.Frame):
         ttk.Label(card, text="Server").grid(row=2, column=0, sticky="w", padx=(0, 12))
         where = ttk.Frame(card)
         where.grid(row=2, column=1, sticky="ew")
-        self.host_entry = ttk.Entry(where, textvariable=self.host_var, width=22)
+        self.server_row = where
+        self.host_entry = ttk.Entry(where, textvariable=self.host_var, width=18)
         self.host_entry.pack(side="left", fill="x", expand=True)
         ttk.Label(where, text="Port").pack(side="left", padx=(10, 6))
         self.port_entry = ttk.Entry(where, textvariable=self.port_var, width=6)
@@ -112,21 +116,22 @@ class ConnectView(ttk.Frame):
         )
         for widget in self.server_password_rows:
             widget.grid_remove()
+        card.rowconfigure(9, minsize=0)  # no space for its error line while it is hidden
 
         self.keychain = secrets.available()
         remember_text = (
             "Remember passwords (in the system keychain)"
             if self.keychain
-            else "Remember passwords: not possible, no system keychain here"
+            else "Remember passwords (no keychain here: not kept)"
         )
         self.remember_check = ttk.Checkbutton(card, text=remember_text, variable=self.remember_var)
-        self.remember_check.grid(row=10, column=1, sticky="w", pady=(2, 0))
+        self.remember_check.grid(row=10, column=1, sticky="w")
         if not self.keychain:
             self.remember_var.set(False)
             self.remember_check.state(["disabled"])
 
         buttons = ttk.Frame(card)
-        buttons.grid(row=11, column=0, columnspan=2, sticky="ew", pady=(10, 0))
+        buttons.grid(row=11, column=0, columnspan=2, sticky="ew", pady=(8, 0))
         self.connect_button = ttk.Button(
             buttons, text="Connect", style="Accent.TButton", command=self.submit
         )
@@ -134,15 +139,18 @@ class ConnectView(ttk.Frame):
         self.host_button = ttk.Button(buttons, text="Host a chat", command=self.host)
         self.host_button.pack(side="left", padx=(10, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel)
-        # General problems (not about one field) and progress share the last line.
-        self.error_label = ttk.Label(card, text="", wraplength=420, justify="left")
-        self.error_label.configure(font=self.note_font)
-        self.error_label.grid(row=12, column=0, columnspan=2, sticky="w", pady=(6, 0))
-        self.status_label = ttk.Label(card, text="", wraplength=420, justify="left")
-        self.status_label.grid(row=13, column=0, columnspan=2, sticky="w")
-        line = self.note_font.metrics("linespace")
-        card.rowconfigure(12, minsize=line + 6)
-        card.rowconfigure(13, minsize=line + 4)
+        # Progress goes beside the buttons; problems that are about no one field below them.
+        self.status_label = ttk.Label(
+            buttons, text="", wraplength=170, justify="left", font=self.note_font
+        )
+        self.status_label.pack(side="right", padx=(10, 0))
+        self.error_label = ttk.Label(
+            card, text="", wraplength=430, justify="left", font=self.note_font
+        )
+        self.error_label.grid(row=12, column=0, columnspan=2, sticky="nw", pady=(4, 0))
+        self.error_label.configure(text="X")
+        card.rowconfigure(12, minsize=self.error_label.winfo_reqheight() + 4)
+        self.error_label.configure(text="")
 
         self.field_errors = {
             "server": self.server_error,
@@ -165,6 +173,7 @@ class ConnectView(ttk.Frame):
         self.apply_palette()
         self._clear_errors()
         self._base_height = 0
+        self._heading_height = 0
         self._measure()
         self._busy = False
 
@@ -178,9 +187,12 @@ class ConnectView(ttk.Frame):
 
     def _error_line(self, card: ttk.Frame, row: int, lines: int = 1) -> ttk.Label:
         """The line(s) under a field where its error goes; their height is reserved."""
-        label = ttk.Label(card, text="", wraplength=330, justify="left", font=self.note_font)
-        label.grid(row=row, column=1, sticky="nw", pady=(1, 3))
-        card.rowconfigure(row, minsize=lines * self.note_font.metrics("linespace") + 4)
+        label = ttk.Label(card, text="", wraplength=380, justify="left", font=self.note_font)
+        label.grid(row=row, column=1, sticky="nw", pady=(0, 2))
+        label.configure(text="\n".join("X" * lines))  # measure the lines as drawn
+        self._line_sizes[row] = label.winfo_reqheight() + 2
+        card.rowconfigure(row, minsize=self._line_sizes[row])
+        label.configure(text="")
         return label
 
     def apply_palette(self) -> None:
@@ -195,15 +207,34 @@ class ConnectView(ttk.Frame):
 
     # ------------------------------------------------------------ layout
     def _measure(self) -> None:
-        """The card's height with every error line empty (they are reserved, so the same
-        with errors shown): it is centred on that, so nothing moves when an error appears."""
+        """The card's height (error lines are reserved, so the same with errors shown) with
+        and without the heading: the card is centred on it, so nothing moves when an error
+        appears, and the heading shows only when everything fits."""
+        heading_shown = bool(self.heading.winfo_manager())
+        if not heading_shown:
+            self.heading.grid()
+        self.card.update_idletasks()
+        # Errors wrap within the fields' column, so they never widen the card either.
+        column = max(self.server_row.winfo_reqwidth(), self.remember_check.winfo_reqwidth())
+        for label in self.field_errors.values():
+            label.configure(wraplength=max(100, column - 4))
         self.card.update_idletasks()
         self._base_height = self.card.winfo_reqheight()
+        self._heading_height = self.heading.winfo_reqheight() + 8
+        if not heading_shown:
+            self.heading.grid_remove()
         self._place_card()
 
     def _place_card(self) -> None:
-        top = max(0, (self.winfo_height() - 16 - self._base_height) // 2)
-        self.card.place(relx=0.5, y=top, anchor="n")
+        room = self.winfo_height() - 8
+        fits = room >= self._base_height or room <= 1  # <= 1: not laid out yet
+        if fits != bool(self.heading.winfo_manager()):
+            if fits:
+                self.heading.grid()
+            else:
+                self.heading.grid_remove()
+        height = self._base_height - (0 if fits else self._heading_height)
+        self.card.place(relx=0.5, y=max(0, (room - height) // 2), anchor="n")
 
     # ---------------------------------------------------------------- state
     def fill(self, host: str, port: int, name: str) -> None:
@@ -242,6 +273,7 @@ class ConnectView(ttk.Frame):
         if not self.server_password_entry.winfo_manager():
             for widget in self.server_password_rows:
                 widget.grid()
+            self.card.rowconfigure(9, minsize=self._line_sizes[9])
             self._measure()
 
     def focus_first_empty(self) -> None:
@@ -361,8 +393,9 @@ class ConnectView(ttk.Frame):
     def _checked_name(self) -> str | None:
         name = self.name_var.get().strip()
         if not is_valid_username(name):
-            what = "Enter a name" if not name else f"{name[:40]!r} cannot be used"
-            self.show_error(f"{what}: names are 1-32 letters (A-Z) or digits, no spaces.", "name")
+            shown = repr(name) if len(name) <= 16 else repr(name[:14] + "…")
+            what = "Enter a name" if not name else f"{shown} cannot be used"
+            self.show_error(f"{what}: 1-32 letters or digits.", "name")
             self.name_entry.focus_set()
             return None
         return name
