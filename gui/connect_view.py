@@ -167,7 +167,7 @@ class ConnectView(ttk.Frame):
         ):
             entry.bind("<Return>", lambda _e: self.submit())
             entry.bind("<KP_Enter>", lambda _e: self.submit())
-        self.bind("<Escape>", lambda _e: self.cancel(), add=True)
+            entry.bind("<Escape>", lambda _e: self.cancel())
         self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
         self.bind("<Configure>", lambda _e: self._place_card(), add=True)
         self.apply_palette()

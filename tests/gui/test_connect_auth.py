@@ -235,6 +235,11 @@ def test_cancel_gives_up_on_a_silent_listener(root: tk.Tk, person: Callable[[str
         assert not view.cancel_button.winfo_ismapped()
         assert alice.error == ""
         assert _text(view.status_label) == "Cancelled."
+        alice.press(view.name_entry, "Return")  # again, and Escape cancels too
+        wait_until(root, lambda: bool(view.cancel_button.winfo_ismapped()), "Cancel", (alice,))
+        alice.press(view.name_entry, "Escape")
+        assert alice.app.session.state.value == "disconnected"
+        assert _text(view.status_label) == "Cancelled."
     finally:
         silent.close()
 
