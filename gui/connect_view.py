@@ -354,6 +354,8 @@ class ConnectView(ttk.Frame):
             self.show_error(
                 "Too many wrong passwords from this computer; wait a few minutes.", "password"
             )
+        elif code in _ABOUT_THE_SERVER:
+            self.show_error(_sentence(reason), "server")
         else:
             self.show_error(_sentence(reason))
 
@@ -449,6 +451,17 @@ class ConnectView(ttk.Frame):
             return
         self.set_busy(True, "Starting a chat server on this computer…")
         self.on_host(name)
+
+
+# Refusals about the server, not about anything typed for the name or a password.
+_ABOUT_THE_SERVER = frozenset(
+    {
+        ErrorCode.SERVER_FULL,
+        ErrorCode.TOO_MANY_CONNECTIONS,
+        ErrorCode.LOGIN_TIMEOUT,
+        ErrorCode.UNAVAILABLE,
+    }
+)
 
 
 def _sentence(text: str) -> str:

@@ -325,3 +325,20 @@ def test_register_this_name_from_the_menu(
         handler.close()
     wait_until(root, lambda: alice.state.value == "waiting to reconnect", "dropped", (alice,))
     wait_until(root, online(alice), "back online with the password", (alice,))
+
+
+def test_a_full_server_is_said_under_the_server_field(
+    root: tk.Tk, make_server: MakeServer, person: Callable[[str], Person]
+) -> None:
+    server = make_server(max_connections=1)
+    holder = WireClient(server.port)
+    try:
+        holder.login("bob")
+        alice = person("alice")
+        alice.log_in(server.port)
+        view = alice.app.connect_view
+        wait_until(root, lambda: "full" in _text(view.server_error), "server error", (alice,))
+        assert alice.error == _text(view.server_error)
+        assert "KTN" not in alice.error
+    finally:
+        holder.close()
