@@ -25,7 +25,8 @@ def _keyring() -> ModuleType | None:
     try:  # imported on first use: finding the backends takes ~0.1 s
         import keyring  # noqa: PLC0415
         from keyring.backends import fail  # noqa: PLC0415
-    except ImportError:
+    except Exception as exc:  # missing, or broken in a frozen build: no keychain then
+        log.warning("no system keychain: cannot load keyring (%s)", exc)
         return None
     try:
         backend = keyring.get_keyring()
