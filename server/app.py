@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from common.protocol import ErrorCode, Event, MessageParser
+from server.accounts import Accounts, LoginGuard
 from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
@@ -64,6 +65,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
+        try:
+            self.accounts = Accounts(config.db)
+        except BaseException:
+            self.store.close()
+            raise
+        self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -86,6 +93,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             super().__init__((config.host, config.port), ClientHandler)
         except BaseException:
             self.store.close()
+            self.accounts.close()
             raise
         self.sender.start()
         self.room.start()
@@ -270,4 +278,5 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.sender.stop(timeout)
         self.store.close()
         self.warnings.flush(force=True)
+        self.accounts.close()
         log.info("server stopped")
