@@ -16,6 +16,7 @@ import keyring.backend
 import pytest
 from keyring.backends import fail
 
+from gui.connect_view import split_server
 from server.app import ChatServer
 from tests.conftest import ROOT
 from tests.gui.harness import Person, online, screenshot, wait_until
@@ -342,3 +343,23 @@ def test_a_full_server_is_said_under_the_server_field(
         assert "KTN" not in alice.error
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("chat.example.org", ("chat.example.org", None)),
+        ("chat.example.org:9000", ("chat.example.org", 9000)),
+        (" 10.0.0.5:1234 ", ("10.0.0.5", 1234)),
+        ("[::1]:9998", ("::1", 9998)),
+        ("[fe80::1]", ("fe80::1", None)),
+        ("::1", ("::1", None)),  # a bare IPv6 address: no port in it
+        ("host:0", None),
+        ("host:http", None),
+        ("[::1]9998", None),
+    ],
+)
+def test_the_server_field_reads_host_and_port(
+    typed: str, expected: tuple[str, int | None] | None
+) -> None:
+    assert split_server(typed) == expected
