@@ -1,16 +1,19 @@
 """``ChatServer``: the listening socket, the connection limit, and an orderly shutdown.
 
-Threads: ``serve_forever`` (the acceptor, one thread), one ``ClientHandler`` thread per
-connection, and the ``Sender``.  ``stop`` ends them in this order: no more accepts, a shutdown
-notice queued to everyone and flushed (bounded), every connection shut so its reader returns,
-handler threads joined, then the Sender and the history store.
+Threads: ``serve_forever`` (the acceptor, one thread; a second one for ``--plain-port``), one
+``ClientHandler`` thread per connection, and the ``Sender``.  ``stop`` ends them in this order:
+no more accepts (on both ports), a shutdown notice queued to everyone and flushed (bounded),
+every connection shut so its reader returns, handler threads joined, then the Sender and the
+history store.
 """
 
 from __future__ import annotations
 
 import _thread
 import logging
+import socket
 import socketserver
+import ssl
 import threading
 import time
 from typing import Any
@@ -19,8 +22,9 @@ from common.protocol import ErrorCode, Event, MessageParser
 from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
-from server.outbox import Sender
+from server.outbox import Outbox, Sender
 from server.room import LocalRoom
+from server.tls import ServerTLS, server_context
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # A bad --tls-cert/--tls-key raises TLSConfigError here, before anything is opened.
+        self.tls_context: ssl.SSLContext | None = (
+            server_context(config.tls_cert, config.tls_key or config.tls_cert)
+            if config.tls_cert
+            else None
+        )
         self.store = HistoryStore(config.db)
         self.room = LocalRoom(self.store, config.history_size)
         self.sender = Sender()
@@ -45,17 +55,48 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._admitted: set[Any] = set()
         self._stopped = False
         self._serving: threading.Thread | None = None
+        self._plain: PlainListener | None = None
+        self._plain_serving: threading.Thread | None = None
         try:
             super().__init__((config.host, config.port), ClientHandler)
         except BaseException:
             self.store.close()
             raise
+        if config.plain_port is not None:
+            try:
+                self._plain = PlainListener(self, (config.host, config.plain_port))
+            except BaseException:
+                self.server_close()
+                self.store.close()
+                raise
         self.sender.start()
         self.room.start()
 
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    @property
+    def plain_port(self) -> int | None:
+        """The ``--plain-port`` listener's port (None without one)."""
+        return None if self._plain is None else int(self._plain.server_address[1])
+
+    def tls_layer(self, sock: socket.socket, outbox: Outbox, label: str) -> ServerTLS | None:
+        """The TLS layer for a new connection: None on a plaintext server or plain port."""
+        if self.tls_context is None or self._on_plain_port(sock):
+            return None
+        return ServerTLS(
+            self.tls_context,
+            outbox,
+            label=label,
+            handshake_timeout=self.config.tls_handshake_timeout,
+        )
+
+    def _on_plain_port(self, sock: Any) -> bool:
+        try:
+            return self._plain is not None and sock.getsockname()[1] == self.plain_port
+        except OSError:
+            return False
 
     # ------------------------------------------------------------ connections
     def verify_request(self, request: Any, client_address: Any) -> bool:
@@ -69,6 +110,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 client_address,
                 self.config.max_connections,
             )
+            if self.tls_context is not None and not self._on_plain_port(request):
+                return False  # a plaintext answer means nothing to a TLS client: just close
             try:
                 request.settimeout(1.0)
                 request.sendall(
@@ -127,6 +170,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         )
         self._serving = thread
         thread.start()
+        if self._plain is not None:
+            self._plain_serving = threading.Thread(
+                target=self._plain.serve_forever, args=(0.05,), name="tkchat-accept-plain"
+            )
+            self._plain_serving.daemon = True
+            self._plain_serving.start()
         return thread
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -137,6 +186,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         if self._serving is not None:
             self.shutdown()
             self._serving.join(timeout)
+        if self._plain is not None:
+            if self._plain_serving is not None:
+                self._plain.shutdown()
+                self._plain_serving.join(timeout)
+            self._plain.server_close()
         self.server_close()
         # Store and broadcast every message already accepted before the shutdown notice.
         self.room.stop(timeout)
@@ -161,3 +215,28 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.sender.stop(timeout)
         self.store.close()
         log.info("server stopped")
+
+
+class PlainListener(socketserver.TCPServer):
+    """The ``--plain-port`` listening socket.  It only accepts: each connection goes to the
+    ``ChatServer`` (its limits, handlers and room) exactly as one from the main port would,
+    and ``ChatServer.tls_layer`` leaves it plaintext.  Its accept loop ends in ``stop``."""
+
+    allow_reuse_address = True
+    request_queue_size = ChatServer.request_queue_size
+
+    def __init__(self, owner: ChatServer, address: tuple[str, int]) -> None:
+        self.owner = owner
+        super().__init__(address, ClientHandler)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.owner.verify_request(request, client_address)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.owner.process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.owner.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.owner.handle_error(request, client_address)

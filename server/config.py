@@ -30,4 +30,10 @@ class ServerConfig:
     rate_burst: int = 200
     max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
     password: str | None = None
+    # TLS (PROTOCOL.md, TLS): with a certificate and key the port speaks TLS only;
+    # ``plain_port`` also opens a plaintext port for classic KTN programs (never by default).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    plain_port: int | None = None
+    tls_handshake_timeout: float = 10.0
     shutdown_flush_seconds: float = 2.0

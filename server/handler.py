@@ -29,6 +29,7 @@ from common.protocol import (
     is_valid_username,
 )
 from server.room import NameTaken
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -89,6 +90,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes, coalesce=True
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
@@ -113,7 +116,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             else:
                 sock.settimeout(_IDLE_POLL_SECONDS)
             try:
-                data = sock.recv(_RECV_BYTES)
+                data = sock.recv(_RECV_BYTES) if self.tls is None else self.tls.recv(sock)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -139,6 +142,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
@@ -160,7 +165,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
-        self.outbox.put(data)
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)  # encrypted for this connection alone
         if self.classic:
             # A classic client decodes each recv() as one object: a moment between objects
             # keeps a burst (a batch of echoes, say) from arriving in one read.
@@ -182,6 +190,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if self.classic:
             for part in parts:
                 self._put(part)
+        elif self.tls is not None:
+            self._put(data)
         else:
             self.outbox.put_batch(data, parts)
 
