@@ -137,8 +137,8 @@ class TLSEngine:
             try:
                 while True:
                     chunk = self._ssl.read(_READ_BYTES)
-                    if not chunk:
-                        self._end_locked("the connection closed")
+                    if not chunk:  # what SSLObject.read makes of close_notify
+                        self._end_locked("closed by the peer (TLS close_notify)")
                         break
                     chunks.append(chunk)
             except ssl.SSLWantReadError:
