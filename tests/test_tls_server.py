@@ -12,6 +12,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,7 +215,7 @@ def test_concurrent_broadcasts_arrive_intact(
             thread.start()
         for thread in threads:
             thread.join(20)
-        got = []
+        got: list[dict[str, Any]] = []
         while len(got) < 180:
             got.append(reader.expect("message", timeout=10))
         ids = [m["id"] for m in got]
