@@ -12,6 +12,10 @@ Some KTN servers close the connection on ``logout`` and some leave it open; the 
 it itself once the logout is answered, so a logout always ends in one expected ``Disconnected``.
 Nothing a server sends can raise out of the receiver: a bad value is logged and skipped.
 
+TLS (``tls=TLSOptions(...)``): ``gui/trust.py`` checks the certificate (CA or pinned) during
+``run``; the socket stays a plain socket and a ``TLSEngine`` decrypts what the receiver reads
+and encrypts what the writer sends (one lock, so two threads can share one TLS connection).
+
 Threads and how they end: ``MessageReceiver`` reads until the socket closes (``disconnect``
 shuts it down; the server may close it) and then reports ``Disconnected`` exactly once; the
 writer ends on a sentinel that both ``disconnect`` and the receiver's end put on its queue.
@@ -29,7 +33,9 @@ from typing import Any
 
 from common.decoder import DecodeError, StreamDecoder
 from common.protocol import CLIENT_ID, ErrorResponse, MessageParser, Response
+from common.tls import TLSEngine
 from gui.events import ClientEvent, Connected, Disconnected
+from gui.trust import TLSOptions, TLSPeer, establish
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +70,7 @@ class MessageReceiver(threading.Thread):
         try:
             while True:
                 try:
-                    data = self.sock.recv(65536)
+                    data = self.client.read_socket(self.sock)
                 except OSError as exc:
                     reason = f"connection lost: {exc.strerror or exc}"
                     break
@@ -104,6 +110,7 @@ class Client:
         client_id: str | None = CLIENT_ID,
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
+        tls: TLSOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -111,6 +118,9 @@ class Client:
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
+        self.tls = tls
+        self.tls_peer: TLSPeer | None = None  # set by ``run`` on a TLS connection
+        self._tls_engine: TLSEngine | None = None
         self._sock: socket.socket | None = None
         self._outgoing: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._answered = threading.Event()
@@ -126,7 +136,31 @@ class Client:
 
     # --------------------------------------------------------------- connect
     def run(self) -> None:
-        """Connect and start the threads; ``ConnectionError`` says what went wrong, for a person."""
+        """Connect and start the threads; ``ConnectionError`` says what went wrong, for a person
+        (``gui.trust.TrustError`` when TLS refused the server's certificate)."""
+        sock = self._open_socket()
+        if self.tls is not None:
+            sock, self._tls_engine, self.tls_peer = establish(
+                sock,
+                self._open_socket,
+                self.host,
+                self.port,
+                options=self.tls,
+                timeout=self.connect_timeout,
+            )
+        sock.settimeout(None)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self._sock = sock
+        self.on_event(Connected(self.host, self.port, self.tls_peer))
+        self.receiver = MessageReceiver(self, sock)
+        self._writer = threading.Thread(target=self._write_loop, name="tkchat-writer", daemon=True)
+        self.receiver.start()
+        self._writer.start()
+
+    def _open_socket(self) -> socket.socket:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except socket.gaierror as exc:
@@ -140,17 +174,29 @@ class Client:
                 f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}. "
                 "Is the server running, and are host and port right?"
             ) from exc
-        sock.settimeout(None)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        self._sock = sock
-        self.on_event(Connected(self.host, self.port))
-        self.receiver = MessageReceiver(self, sock)
-        self._writer = threading.Thread(target=self._write_loop, name="tkchat-writer", daemon=True)
-        self.receiver.start()
-        self._writer.start()
+        return sock
+
+    def read_socket(self, sock: socket.socket) -> bytes:
+        """The receiver's ``recv``: plaintext, ``b""`` once the connection (or its TLS) ended."""
+        engine = self._tls_engine
+        if engine is None:
+            return sock.recv(65536)
+        data = engine.decrypt_pending()
+        while not data and not engine.ended():
+            raw = sock.recv(65536)
+            if not raw:
+                return b""
+            data = engine.decrypt(raw)
+        if engine.ended() and not data:
+            log.info("TLS ended: %s", engine.end_reason)
+        return data
+
+    def _write(self, sock: socket.socket, data: bytes) -> None:
+        engine = self._tls_engine
+        if engine is None:
+            sock.sendall(data)
+        elif not engine.send(data):
+            raise ConnectionError("the TLS connection has ended")
 
     @property
     def connected(self) -> bool:
@@ -254,7 +300,7 @@ class Client:
                 with self._lock:
                     self._logged_out = True  # from now on a close is what we asked for
             try:
-                sock.sendall(MessageParser.encode(payload))
+                self._write(sock, MessageParser.encode(payload))
             except OSError as exc:
                 log.info("send failed: %s", exc)
                 try:
@@ -290,6 +336,11 @@ class Client:
         """End the connection ourselves: some KTN servers leave it open after a logout."""
         with self._lock:
             self._closing = True
+        if self._tls_engine is not None:
+            try:
+                self._tls_engine.close()  # close_notify: a deliberate end, not a cut line
+            except OSError:
+                pass
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:

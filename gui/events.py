@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.protocol import Response
+from gui.trust import TLSPeer
 
 
 @dataclass(frozen=True, slots=True)
 class Connected:
     host: str
     port: int
+    tls: TLSPeer | None = None  # what TLS checked (None: plaintext)
 
 
 @dataclass(frozen=True, slots=True)

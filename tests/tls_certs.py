@@ -23,7 +23,7 @@ def self_signed(
 
 
 @dataclass
-class TestCA:
+class CertAuthority:
     """A certificate authority of the test's own; ``issue`` signs server certificates."""
 
     folder: Path
