@@ -44,6 +44,10 @@ class ConnectView(ttk.Frame):
         self.connect_button.pack(side="left")
         self.host_button = ttk.Button(buttons, text="Host a chat", command=self.host)
         self.host_button.pack(side="left", padx=(10, 0))
+        # Read by the app when connecting (ChatApp.connect); hosting always uses TLS.
+        self.tls_var = tk.BooleanVar(self, value=False)
+        self.tls_check = ttk.Checkbutton(buttons, text="Use TLS", variable=self.tls_var)
+        self.tls_check.pack(side="left", padx=(16, 0))
         self.error_label = ttk.Label(card, text="", wraplength=380, justify="left")
         self.error_label.grid(row=6, column=0, columnspan=2, sticky="w", pady=(14, 0))
         self.status_label = ttk.Label(card, text="", wraplength=380, justify="left")

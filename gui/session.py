@@ -43,6 +43,7 @@ from common.protocol import (
 )
 from gui.client import Client
 from gui.events import ClientEvent, Connected, Disconnected
+from gui.trust import TLSOptions, TrustError
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,11 @@ class State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ConnectFailed:
-    """The connect thread could not open the socket; ``reason`` is for a person."""
+    """The connect thread could not open the socket; ``reason`` is for a person.
+    ``final``: retrying cannot help (TLS refused the certificate)."""
 
     reason: str
+    final: bool = False
 
 
 @dataclass(slots=True)
@@ -138,6 +141,7 @@ class Session:
         self.host = ""
         self.port = 0
         self.name = ""
+        self.tls: TLSOptions | None = None  # how TLS is checked; None: plaintext
         self.users: list[str] = []
         self.pending: OrderedDict[str, Pending] = OrderedDict()
         self._client: Client | None = None
@@ -153,11 +157,12 @@ class Session:
         self._expect_history = False
 
     # ------------------------------------------------------------ user actions
-    def connect(self, host: str, port: int, name: str) -> None:
+    def connect(self, host: str, port: int, name: str, tls: TLSOptions | None = None) -> None:
         """Start a new conversation (from the connect screen): fresh history, no retries
-        until the first login succeeded."""
+        until the first login succeeded.  ``tls``: connect with TLS, checked as it says."""
         self.close()
         self.host, self.port, self.name = host, port, name
+        self.tls = tls
         self._ever_online = False
         self._attempt = 0
         self._name_taken = 0
@@ -253,11 +258,11 @@ class Session:
         elif isinstance(event, ErrorResponse):
             self._on_error(event)
         elif isinstance(event, Connected):
-            self._on_connected()
+            self._on_connected(event)
         elif isinstance(event, Disconnected):
             self._on_disconnected(event.reason)
         else:
-            self._on_connect_failed(event.reason)
+            self._on_connect_failed(event.reason, event.final)
 
     # ------------------------------------------------------------ connection
     def _open_connection(self) -> None:
@@ -268,7 +273,9 @@ class Session:
         def on_event(event: ClientEvent) -> None:  # runs on the client's threads
             events.put((generation, event))
 
-        client = Client(self.host, self.port, on_event, connect_timeout=self.connect_timeout)
+        client = Client(
+            self.host, self.port, on_event, connect_timeout=self.connect_timeout, tls=self.tls
+        )
         self._client = client
         self._set_state(State.CONNECTING, f"connecting to {self.host}:{self.port}")
         threading.Thread(
@@ -283,13 +290,16 @@ class Session:
         try:
             client.run()
         except ConnectionError as exc:
-            self.events.put((generation, ConnectFailed(str(exc))))
+            final = isinstance(exc, TrustError)
+            self.events.put((generation, ConnectFailed(str(exc), final)))
             return
         if generation != self._generation:  # given up on while connecting
             client.disconnect()
 
-    def _on_connected(self) -> None:
+    def _on_connected(self, event: Connected) -> None:
         assert self._client is not None
+        if event.tls is not None and (event.tls.trust == "first use" or not self._ever_online):
+            self.listener.show_info(event.tls.describe())  # a first-use pin: compare it
         self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
         self._client.login(self.name)
         generation = self._generation
@@ -305,8 +315,10 @@ class Session:
         )
         self._connection_lost(reason)
 
-    def _on_connect_failed(self, reason: str) -> None:
+    def _on_connect_failed(self, reason: str, final: bool = False) -> None:
         self._client = None
+        if final:  # e.g. a changed certificate: retrying would only repeat the warning
+            self._ever_online = False
         self._connection_lost(reason)
 
     def _on_disconnected(self, reason: str) -> None:
