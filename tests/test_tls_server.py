@@ -5,6 +5,7 @@ server's TLS as any TLS client sees it."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import ssl
@@ -16,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from server.__main__ import main as server_main
 from server.app import ChatServer
+from server.certs import ensure_self_signed
 from server.tls import TLSConfigError
 from tests.bystanders import Bystanders, fresh_client_can_chat
-from tests.conftest import TEST_CONFIG, wait_for
+from tests.conftest import TEST_CONFIG, ServerProcess, wait_for
 from tests.tls_certs import self_signed, trusting
 from tests.wire import WireClient
 
@@ -245,3 +248,47 @@ def test_plain_server_is_unchanged(connect: Callable[[], WireClient]) -> None:
     client = connect()
     client.login("plain")
     fresh_client_can_chat(client.sock.getpeername()[1])
+
+
+def test_python_m_server_with_tls_and_a_plain_port(
+    server_process: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    pair = self_signed(tmp_path)
+    proc = server_process(
+        "--port", "0", "--db", ":memory:", "--tls-cert", str(pair.cert),
+        "--tls-key", str(pair.key), "--plain-port", "0",
+    )  # fmt: skip
+    wait_for(lambda: any("plaintext port" in line for line in proc.log), what="plain port line")
+    line = next(line for line in proc.log if "plaintext port" in line)
+    plain_port = int(line.rsplit(":", 1)[1].split()[0])
+    assert any("TLS only" in line for line in proc.log)
+    secure = WireClient(proc.port, tls=trusting(pair.cert))
+    classic = WireClient(plain_port)
+    try:
+        secure.login("alice")
+        classic.login("carol", client=None)
+        secure.send("msg", "across ports")
+        assert classic.expect("message")["content"] == "across ports"
+    finally:
+        secure.close()
+        classic.close()
+    assert proc.stop() == 0
+
+
+def test_plain_port_without_tls_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        server_main(["--plain-port", "0", "--db", ":memory:"])
+    assert exited.value.code == 2
+    assert "--plain-port is for a TLS server" in capsys.readouterr().err
+
+
+def test_host_certificate_is_made_once_with_a_private_key(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    first = ensure_self_signed(folder)
+    assert first.key.stat().st_mode & 0o777 == 0o600
+    again = ensure_self_signed(folder)
+    assert again == first, "the certificate is made on first use only, then kept"
+    der = ssl.PEM_cert_to_DER_cert(first.cert.read_text())
+    assert first.fingerprint == ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    first.cert.unlink()  # half of the pair gone: a new pair, not a crash
+    assert ensure_self_signed(folder).fingerprint != first.fingerprint
