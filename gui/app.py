@@ -341,7 +341,8 @@ class ChatApp:
     def session_state(self, state: State, detail: str) -> None:
         status = detail[:1].upper() + detail[1:]
         if state is State.ONLINE and self.hosted is not None:
-            status += f" · hosting: others join at {self.hosted.share_address()}"
+            tls = " with TLS" if self.hosted.fingerprint is not None else ""
+            status += f" · hosting: others join at {self.hosted.share_address()}{tls}"
         self._status = status
         self._refresh_status()
         self.chat_view.users.set_online(state is State.ONLINE)

@@ -360,7 +360,8 @@ class Session:
         self._ever_online = True
         self._attempt = 0
         self._name_taken = 0
-        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port} as {self.name}")
+        how = " over TLS" if self.tls is not None else ""
+        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port}{how} as {self.name}")
         self.listener.logged_in(first)
         if not self._expect_history:
             self._resend_pending()

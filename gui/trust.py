@@ -115,8 +115,8 @@ class TLSPeer:
             return f"Encrypted ({self.version}); the certificate is signed by a trusted authority."
         if self.trust == "pinned":
             return (
-                f"Encrypted ({self.version}); same self-signed certificate as before "
-                f"(SHA-256 {self.fingerprint})."
+                f"Encrypted ({self.version}); the server's self-signed certificate is the one "
+                f"trusted for it (SHA-256 {self.fingerprint})."
             )
         return (
             f"Encrypted ({self.version}). First connection to this server: its self-signed "

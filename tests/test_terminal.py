@@ -233,7 +233,7 @@ def test_terminal_over_tls_pins_the_certificate_and_refuses_a_changed_one(
     alice.type("logout")
     assert alice.end() == 0
     again = terminals(server.port, *tls)
-    again.wait_line(rf"same self-signed certificate as before \(SHA-256 {pair.fingerprint}\)")
+    again.wait_line(rf"certificate is the one trusted for it \(SHA-256 {pair.fingerprint}\)")
     again.end()
 
     known.write_text(known.read_text().replace(pair.fingerprint, "AB:" * 31 + "CD"))
