@@ -1,13 +1,13 @@
 """``TLSEngine``: TLS over memory buffers, for a connection one thread reads and others write.
 
-Why not ``SSLContext.wrap_socket``: the server reads a connection on its handler thread while
-the ``Sender`` thread writes it with non-blocking sends of bytes queued from any thread (a
-broadcast comes from the room's thread), and the client reads on its receiver thread while its
-writer thread sends.  An ``SSLSocket`` would have to be read and written from two threads at
-once, which OpenSSL does not allow for one connection.  Here the socket stays a plain socket:
-``ssl.SSLObject`` works on two ``MemoryBIO`` buffers, every call into it holds one lock, and
-the ciphertext it makes is handed, still under that lock, to a ``sink`` (the server's outbox,
-the client's ``sendall``), so TLS records reach the wire in the order they were made.
+Why not ``SSLContext.wrap_socket`` on the server: a connection is read on its handler thread
+while the ``Sender`` thread writes it with non-blocking sends of bytes queued from any thread (a
+broadcast comes from the room's thread).  An ``SSLSocket`` would be read and written from two
+threads at once, which OpenSSL does not allow for one connection.  Here the socket stays a
+plain socket: ``ssl.SSLObject`` works on two ``MemoryBIO`` buffers, every call into it holds one
+lock, and the ciphertext it makes is handed, still under that lock, to a ``sink`` (the server's
+outbox), so TLS records reach the wire in the order they were made.  (The client has one thread
+per connection, so it simply uses an ``SSLSocket``: ``gui/trust.py``.)
 
 No sockets here: the caller moves bytes (``handshake``/``decrypt`` take what was received,
 ``send`` and the sink carry what is to be sent).  ``fingerprint`` is the SHA-256 both ends show.
@@ -38,8 +38,7 @@ class TLSEngine:
     """One TLS connection's state; thread-safe (see the module docstring).
 
     ``sink`` receives ciphertext to send, always in order and while the engine's lock is
-    held, so it must not block for long (the server's outbox never blocks; the client sends
-    to a TkChat server, which always reads)."""
+    held, so it must not block (the server's outbox never does)."""
 
     def __init__(
         self,

@@ -16,6 +16,15 @@ class Connected:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The connection never came up; ``reason`` is for a person.  ``final``: retrying
+    cannot help (TLS refused the server's certificate)."""
+
+    reason: str
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnected:
     """The connection is gone.  ``expected`` is True when we closed it (disconnect, logout)."""
 
@@ -23,4 +32,4 @@ class Disconnected:
     expected: bool = False
 
 
-ClientEvent = Response | Connected | Disconnected
+ClientEvent = Response | Connected | ConnectFailed | Disconnected

@@ -23,7 +23,7 @@ from common.protocol import (
 )
 from gui.client import Client
 from gui.display import local_clock, printable
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.settings import default_config_dir
 from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
@@ -53,7 +53,7 @@ def format_event(event: ClientEvent) -> list[str]:
         if event.tls is not None:
             lines.insert(0, f"* {event.tls.describe()}")
         return lines
-    if isinstance(event, Disconnected):
+    if isinstance(event, Disconnected | ConnectFailed):
         return [f"* {event.reason}"]
     raise AssertionError(f"unhandled event {event!r}")
 
@@ -165,17 +165,28 @@ def main(argv: list[str] | None = None) -> int:
             session.on_event(event)
         else:
             print_formatted_message(event)
-        if isinstance(event, Disconnected):
+        if isinstance(event, ConnectFailed):
+            failed.append(event.reason)
+        if isinstance(event, Connected | ConnectFailed):
+            settled.set()
+        if isinstance(event, Disconnected | ConnectFailed):
             done.set()
 
     client_id = None if args.classic else "tkchat-terminal/1.0"
     tls = TLSOptions(KnownHosts(args.known_hosts), args.ca_file) if args.tls else None
     client = Client(args.host, args.port, on_event, client_id=client_id, tls=tls)
     session = TerminalSession(client)
+    failed: list[str] = []
+    settled = threading.Event()
+    client.run()  # connects on the client's thread: Connected or ConnectFailed follows
     try:
-        client.run()
-    except ConnectionError as exc:
-        print(f"! {exc}", file=sys.stderr)
+        while not settled.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
+            pass
+    except KeyboardInterrupt:
+        client.disconnect(2.0)
+        return 1
+    if failed:
+        print(f"! {failed[0]}", file=sys.stderr)
         return 1
     # Input is read on its own thread, so that the program also ends when the server closes
     # the connection while the person is not typing (a shutdown, a logout elsewhere).
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        client.disconnect()
+        client.disconnect(2.0)
     return 0
 
 

@@ -20,12 +20,11 @@ import logging
 import os
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.tls import TLSEngine, fingerprint
+from common.tls import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +149,9 @@ def establish(
     *,
     options: TLSOptions,
     timeout: float,
-) -> tuple[socket.socket, TLSEngine, TLSPeer]:
+) -> tuple[ssl.SSLSocket, TLSPeer]:
     """TLS over the connected ``sock`` (``reopen`` makes a new connection when a second
-    handshake is needed); returns the socket in use, its engine and what was verified.
+    handshake is needed); returns the TLS socket and what was verified.
     Raises ``TrustError`` (a ``ConnectionError``) with the reason for a person."""
     where = f"{host}:{port}"
     known = options.known_hosts
@@ -164,69 +163,50 @@ def establish(
             sock.close()
             raise TrustError(f"cannot use the CA file {options.ca_file}: {exc}") from exc
         try:
-            engine = _handshake(sock, context, host, where, timeout)
-            return sock, engine, _peer(engine, "ca")
+            tls = _handshake(sock, context, host, where, timeout)
+            return tls, _peer(tls, "ca")
         except ssl.SSLCertVerificationError as exc:
             sock.close()
             if exc.verify_code != _SELF_SIGNED or known is None:
                 raise TrustError(_unverified_text(where, exc)) from exc
         sock = reopen()
-    try:
-        engine = _handshake(sock, _pinning_context(), host, where, timeout)
-    except BaseException:
-        sock.close()
-        raise
-    peer = _peer(engine, "pinned" if pin is not None else "first use")
+    tls = _handshake(sock, _pinning_context(), host, where, timeout)
+    peer = _peer(tls, "pinned" if pin is not None else "first use")
     assert known is not None
     if pin is None:
         known.remember(host, port, peer.fingerprint)
         log.info("%s: self-signed certificate %s pinned in %s", where, peer.fingerprint, known.path)
     elif pin != peer.fingerprint:
-        sock.close()
+        tls.close()
         raise TrustError(_changed_text(host, port, pin, peer.fingerprint, known.path), changed=True)
-    return sock, engine, peer
+    return tls, peer
 
 
 def _handshake(
     sock: socket.socket, context: ssl.SSLContext, host: str, where: str, timeout: float
-) -> TLSEngine:
-    engine = TLSEngine(context, sock.sendall, server_side=False, server_hostname=host)
-    deadline = time.monotonic() + timeout
-    data = b""
+) -> ssl.SSLSocket:
+    """The handshake, blocking for at most ``timeout`` (the socket is closed if it fails)."""
+    sock.settimeout(timeout)
     try:
-        while not engine.handshake(data):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            sock.settimeout(left)
-            data = sock.recv(65536)
-            if not data:
-                raise TrustError(
-                    f"{where} closed the connection during the TLS handshake. Is it a TLS "
-                    "server (or is it full)?"
-                )
-    except (ssl.SSLCertVerificationError, TrustError):
+        return context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:
-        raise TrustError(
-            f"TLS with {where} failed ({exc.reason or exc}). Is it a TLS server? "
-            "Connect without TLS if it is a plaintext one."
-        ) from exc
-    except TimeoutError as exc:
-        raise TrustError(
-            f"no TLS answer from {where} within {timeout:g} s. Is it a TLS server?"
-        ) from exc
+        problem = f"TLS with {where} failed ({exc.reason or exc})"
+    except TimeoutError:
+        problem = f"no TLS answer from {where} within {timeout:g} s"
     except OSError as exc:
-        raise TrustError(
-            f"connection to {where} lost during the TLS handshake: {exc.strerror or exc}"
-        ) from exc
-    sock.settimeout(None)
-    return engine
+        problem = f"the connection to {where} broke during the TLS handshake ({exc})"
+    finally:
+        sock.close()  # the TLS socket owns the connection now (or it failed)
+    raise TrustError(
+        f"{problem}. Is it a TLS server? Connect without TLS if it is a plaintext one."
+    )
 
 
-def _peer(engine: TLSEngine, trust: str) -> TLSPeer:
-    der = engine.peer_certificate()
-    return TLSPeer(fingerprint(der) if der else "", trust, engine.version)
+def _peer(tls: ssl.SSLSocket, trust: str) -> TLSPeer:
+    der = tls.getpeercert(binary_form=True)
+    return TLSPeer(fingerprint(der) if der else "", trust, tls.version() or "")
 
 
 def _unverified_text(where: str, exc: ssl.SSLCertVerificationError) -> str:

@@ -23,6 +23,7 @@ from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.outbox import Outbox, Sender
+from server.retention import Retention
 from server.room import LocalRoom
 from server.tls import ServerTLS, server_context
 
@@ -45,8 +46,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             if config.tls_cert
             else None
         )
-        self.store = HistoryStore(config.db)
+        self.store = HistoryStore(config.db, config.busy_timeout)
         self.room = LocalRoom(self.store, config.history_size)
+        self.retention = Retention(
+            self.store, config.keep_days, config.keep_messages, config.retention_interval
+        )
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -71,6 +75,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 raise
         self.sender.start()
         self.room.start()
+        self.retention.start()
 
     @property
     def port(self) -> int:
@@ -193,6 +198,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._plain.server_close()
         self.server_close()
         # Store and broadcast every message already accepted before the shutdown notice.
+        self.retention.stop(timeout)
         self.room.stop(timeout)
         with self._handlers_lock:
             handlers = list(self._handlers)

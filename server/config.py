@@ -37,3 +37,10 @@ class ServerConfig:
     plain_port: int | None = None
     tls_handshake_timeout: float = 10.0
     shutdown_flush_seconds: float = 2.0
+    # Retention: None keeps everything; a prune runs at start and every retention_interval s.
+    keep_days: float | None = None
+    keep_messages: int | None = None
+    retention_interval: float = 600.0
+    # Seconds a commit waits for another program holding the history file before the senders
+    # get ``unavailable`` (they resend later with the same nonce).
+    busy_timeout: float = 1.0

@@ -12,9 +12,10 @@ import pytest
 
 from common.protocol import MessageResponse
 from gui.client import Client
-from gui.events import Connected, Disconnected
-from gui.trust import KnownHosts, TLSOptions, TrustError, host_key
+from gui.events import Connected, ConnectFailed, Disconnected
+from gui.trust import KnownHosts, TLSOptions, host_key
 from server.app import ChatServer
+from tests.conftest import wait_for
 from tests.test_client_core import Events
 from tests.tls_certs import CertAuthority, self_signed
 
@@ -24,6 +25,7 @@ def tls_clients() -> Iterator[Callable[..., tuple[Client, Events]]]:
     started: list[Client] = []
 
     def connect(host: str, port: int, options: TLSOptions) -> tuple[Client, Events]:
+        """Start connecting; ``Connected`` or ``ConnectFailed`` follows on ``events``."""
         events = Events()
         client = Client(host, port, events, tls=options, connect_timeout=5.0)
         started.append(client)
@@ -32,13 +34,22 @@ def tls_clients() -> Iterator[Callable[..., tuple[Client, Events]]]:
 
     yield connect
     for client in started:
-        client.disconnect()
+        client.disconnect(5.0)
+
+
+def refused(connect: Callable[..., tuple[Client, Events]], *args: object) -> ConnectFailed:
+    """Connect expecting TLS to refuse: the ConnectFailed, checked to be final (no retries)."""
+    _, events = connect(*args)
+    failed = events.next(ConnectFailed)
+    assert failed.final, failed
+    return failed
 
 
 def test_first_use_pins_then_same_cert_is_accepted_and_two_tls_clients_chat(
     make_server: Callable[..., ChatServer],
     tmp_path: Path,
     tls_clients: Callable[..., tuple[Client, Events]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pair = self_signed(tmp_path)
     server = make_server(tls_cert=str(pair.cert), tls_key=str(pair.key))
@@ -65,6 +76,12 @@ def test_first_use_pins_then_same_cert_is_accepted_and_two_tls_clients_chat(
         while message.message.text != "hello over TLS":
             message = events.next(MessageResponse)
         assert message.message.user == "bob"
+    bob.disconnect(5.0)  # the client ends its TLS with close_notify, which the server notices
+    assert bob_events.next(Disconnected).expected
+    wait_for(
+        lambda: any("TLS close_notify" in r.getMessage() for r in caplog.records),
+        what="the server to log the client's close_notify",
+    )
 
 
 def test_changed_certificate_is_refused_with_a_warning(
@@ -78,7 +95,7 @@ def test_changed_certificate_is_refused_with_a_warning(
     known = KnownHosts(tmp_path / "known_hosts")
     client, events = tls_clients("127.0.0.1", port, TLSOptions(known))
     events.next(Connected)
-    client.disconnect()
+    client.disconnect(5.0)
     events.next(Disconnected)
     server.stop()
 
@@ -86,10 +103,7 @@ def test_changed_certificate_is_refused_with_a_warning(
     second = self_signed(tmp_path, name="second")
     make_server(port=port, tls_cert=str(second.cert), tls_key=str(second.key))
     pins_before = known.path.read_text()
-    with pytest.raises(TrustError) as refused:
-        tls_clients("127.0.0.1", port, TLSOptions(known))
-    assert refused.value.changed
-    text = str(refused.value)
+    text = refused(tls_clients, "127.0.0.1", port, TLSOptions(known)).reason
     assert "HAS CHANGED" in text and "man-in-the-middle" in text
     assert first.fingerprint in text and second.fingerprint in text
     assert str(known.path) in text
@@ -135,8 +149,10 @@ def test_ca_signed_certificate_is_verified_with_the_ca_file(
         pass
 
     # Without the CA file the authority is unknown: refused, and not pinned (not self-signed).
-    with pytest.raises(TrustError, match="cannot be verified"):
-        tls_clients("localhost", server.port, TLSOptions(known))
+    assert (
+        "cannot be verified"
+        in refused(tls_clients, "localhost", server.port, TLSOptions(known)).reason
+    )
     assert not known.path.exists()
 
 
@@ -149,16 +165,16 @@ def test_wrong_host_name_is_refused(
     cert, key = ca.issue("chat.example.test")
     server = make_server(tls_cert=str(cert), tls_key=str(key))
     known = KnownHosts(tmp_path / "known_hosts")
-    with pytest.raises(TrustError, match="not for that name"):
-        tls_clients("localhost", server.port, TLSOptions(known, str(ca.cert_file)))
+    options = TLSOptions(known, str(ca.cert_file))
+    assert "not for that name" in refused(tls_clients, "localhost", server.port, options).reason
     assert not known.path.exists()
 
 
 def test_tls_client_against_a_plaintext_server_says_so(
     server: ChatServer, tmp_path: Path, tls_clients: Callable[..., tuple[Client, Events]]
 ) -> None:
-    with pytest.raises(TrustError, match="Is it a TLS server"):
-        tls_clients("127.0.0.1", server.port, TLSOptions(KnownHosts(tmp_path / "kh")))
+    options = TLSOptions(KnownHosts(tmp_path / "kh"))
+    assert "Is it a TLS server" in refused(tls_clients, "127.0.0.1", server.port, options).reason
 
 
 def test_tls_client_against_a_silent_server_times_out(
@@ -167,14 +183,17 @@ def test_tls_client_against_a_silent_server_times_out(
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         port = listener.getsockname()[1]
+        events = Events()
         client = Client(
             "127.0.0.1",
             port,
-            Events(),
+            events,
             tls=TLSOptions(KnownHosts(tmp_path / "kh")),
             connect_timeout=0.5,
         )
-        with pytest.raises(TrustError, match="no TLS answer"):
-            client.run()
+        client.run()
+        failed = events.next(ConnectFailed)
+        assert "no TLS answer" in failed.reason and failed.final
+        client.disconnect(5.0)
     finally:
         listener.close()
