@@ -47,7 +47,15 @@ from typing import Any
 
 from common.connection import NEED_DATA, ClientConnection
 from common.decoder import DecodeError
-from common.protocol import CLIENT_ID, ErrorResponse, MessageParser, Response
+from common.protocol import (
+    CLIENT_ID,
+    PING_AFTER_SECONDS,
+    ErrorResponse,
+    Event,
+    InfoResponse,
+    MessageParser,
+    Response,
+)
 from common.requests import Ping, Request, request_object
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.trust import TLSOptions, TLSPeer, TrustError, establish
@@ -58,7 +66,6 @@ log = logging.getLogger(__name__)
 CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
-PING_AFTER_SECONDS = 60.0  # of quiet on the line, to a TkChat server (PROTOCOL.md, ``ping``)
 _RECV_BYTES = 65536
 
 # The socket is ready for another connection step: connect returned, TLS wrapped.
@@ -212,7 +219,7 @@ class MessageReceiver(threading.Thread):
         if self._unsent or self._sent_logout or not self._answer_done(now):
             return
         client = self.client
-        if self._conn.tkchat_peer and now - self._last_traffic >= PING_AFTER_SECONDS:
+        if self._conn.tkchat_peer and now - self._last_traffic >= client.ping_after:
             client.send(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
@@ -221,7 +228,7 @@ class MessageReceiver(threading.Thread):
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
-        deadlines = [self._last_traffic + PING_AFTER_SECONDS]
+        deadlines = [self._last_traffic + self.client.ping_after]
         if self._waiting:
             deadlines.append(self._quiet_by if self._answered else self._answer_by)
         return max(0.0, min(deadlines) - now)
@@ -239,6 +246,7 @@ class Client:
         client_id: str | None = CLIENT_ID,
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
+        ping_after: float = PING_AFTER_SECONDS,
         wrap_socket: SocketWrapper | None = None,
         tls: TLSOptions | None = None,
     ) -> None:
@@ -248,6 +256,7 @@ class Client:
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
+        self.ping_after = ping_after
         self.wrap_socket = wrap_socket
         self.tls = tls
         self.tls_peer: TLSPeer | None = None  # what TLS checked, once connected with ``tls``
@@ -432,6 +441,8 @@ class Client:
 
     def receive_message(self, response: Response) -> None:
         """Called on the receiver thread for each parsed response."""
+        if isinstance(response, InfoResponse) and response.event == Event.PONG:
+            return  # liveness only: nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)

@@ -200,7 +200,8 @@ def _handshake(
     finally:
         sock.close()  # the TLS socket owns the connection now (or it failed)
     raise TrustError(
-        f"{problem}. Is it a TLS server? Connect without TLS if it is a plaintext one."
+        f"{problem}. Is it a TLS server (and not full)? Connect without TLS if it is a "
+        "plaintext one."
     )
 
 

@@ -21,7 +21,7 @@ import time
 
 from common.protocol import ErrorCode, MessageParser
 from common.tls import TLS_RECORD_TYPE_HANDSHAKE, TLSEngine
-from server.outbox import Outbox
+from server.outbox import Outbox, recv_within
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +78,22 @@ class ServerTLS:
         """Queue close_notify (the handler is done with the connection)."""
         self._engine.close()
 
-    def recv(self, sock: socket.socket) -> bytes:
-        """Like ``sock.recv`` for the handler: plaintext, ``b""`` at the end (EOF,
-        close_notify, a failed handshake or a TLS error).  Honours the socket's timeout as
-        one deadline (``TimeoutError``) however many TLS records it takes to get plaintext."""
+    def recv(self, sock: socket.socket, timeout: float) -> bytes:
+        """Like ``recv_within`` for the handler: plaintext, ``b""`` at the end (EOF,
+        close_notify, a failed handshake or a TLS error); ``TimeoutError`` when ``timeout``
+        passes, however many TLS records it takes to get plaintext."""
         if self._failed or self._engine.ended():
             return b""
-        timeout = sock.gettimeout()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         if not self._engine.established and not self._handshake(sock, deadline):
             self._failed = True
             return b""
         data = self._engine.decrypt_pending()
         while not data and not self._engine.ended():
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("timed out")
-                sock.settimeout(left)
-            raw = sock.recv(_RECV_BYTES)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no data within the timeout")
+            raw = recv_within(sock, _RECV_BYTES, left)
             if not raw:
                 return b""
             data = self._engine.decrypt(raw)
@@ -104,11 +101,10 @@ class ServerTLS:
             log.info("%s: %s", self.label, self._engine.end_reason)
         return data
 
-    def _handshake(self, sock: socket.socket, deadline: float | None) -> bool:
-        """Run the handshake on this thread; False (logged, connection to close) if it fails."""
-        limit = time.monotonic() + self.handshake_timeout
-        if deadline is not None:
-            limit = min(limit, deadline)
+    def _handshake(self, sock: socket.socket, deadline: float) -> bool:
+        """Run the handshake on this thread; False (logged, connection to close) if it fails.
+        Bounded by ``handshake_timeout`` and by ``deadline`` (the login timeout's)."""
+        limit = min(time.monotonic() + self.handshake_timeout, deadline)
         first = True
         while True:
             left = limit - time.monotonic()
@@ -119,9 +115,8 @@ class ServerTLS:
                     self.handshake_timeout,
                 )
                 return False
-            sock.settimeout(left)
             try:
-                raw = sock.recv(_RECV_BYTES)
+                raw = recv_within(sock, _RECV_BYTES, left)
             except TimeoutError:
                 continue
             except OSError as exc:

@@ -16,10 +16,16 @@ TIMEOUT = 5.0
 
 class WireClient:
     def __init__(
-        self, port: int, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``tls``: talk TLS with this client context (the test's own, single-threaded use)."""
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+        """``source``: the local address to connect from (127.0.0.2, ... for another "host").
+        ``tls``: talk TLS with this client context (the test's own, single-threaded use)."""
+        where = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT, source_address=where)
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.decoder = StreamDecoder(16 * 1024 * 1024)
