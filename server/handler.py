@@ -48,6 +48,7 @@ from server.limits import TokenBucket, address_key
 from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
 from server.outbox import recv_within
 from server.room import NameTaken, Refused
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -130,6 +131,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
@@ -170,7 +173,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             else:
                 timeout = _IDLE_POLL_SECONDS
             try:
-                data = recv_within(sock, _RECV_BYTES, timeout)
+                if self.tls is None:
+                    data = recv_within(sock, _RECV_BYTES, timeout)
+                else:
+                    data = self.tls.recv(sock, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -199,6 +205,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
@@ -228,8 +236,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
-        """The one way bytes for this connection enter its outbox."""
-        self.outbox.put(data)
+        """The one way bytes for this connection enter its outbox (on a TLS connection,
+        encrypted for it first: server/tls.py)."""
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)
 
     # ----------------------------------------------------------- Member API
     @property
