@@ -21,6 +21,11 @@ Some KTN servers close the connection on ``logout`` and some leave it open; the 
 it itself once the logout is answered, so a logout always ends in one expected ``Disconnected``.
 Nothing a server sends can raise out of the receiver: a bad value is logged and skipped.
 
+TLS (``tls=TLSOptions(...)``): ``gui/trust.py`` makes the socket an ``ssl.SSLSocket`` right
+after connecting, checking the certificate (CA-signed, or pinned on first use) on the way;
+``tls_peer`` says what was checked.  An ``SSLSocket`` is safe here because one thread does all
+of its reads and writes.  A refused certificate is a ``ConnectFailed`` with ``final`` set.
+
 How the thread ends: the socket closes (the server's doing, or ours after a logout or a
 ``disconnect``), and the receiver reports ``Disconnected`` exactly once (``ConnectFailed`` if it
 never connected) and closes its sockets.
@@ -42,9 +47,18 @@ from typing import Any
 
 from common.connection import NEED_DATA, ClientConnection
 from common.decoder import DecodeError
-from common.protocol import CLIENT_ID, ErrorResponse, Event, InfoResponse, MessageParser, Response
+from common.protocol import (
+    CLIENT_ID,
+    PING_AFTER_SECONDS,
+    ErrorResponse,
+    Event,
+    InfoResponse,
+    MessageParser,
+    Response,
+)
 from common.requests import Ping, Request, request_object
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.trust import TLSOptions, TLSPeer, TrustError, establish
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +66,6 @@ log = logging.getLogger(__name__)
 CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
-# Seconds without sending anything, to a TkChat server (PROTOCOL.md, ``ping``).  What we
-# *send* counts, not what we read: the server closes a connection it has not heard from for
-# its --idle-timeout, however busy the room it sends to.
-PING_AFTER_SECONDS = 60.0
 _RECV_BYTES = 65536
 
 # The socket is ready for another connection step: connect returned, TLS wrapped.
@@ -83,6 +93,8 @@ class MessageReceiver(threading.Thread):
         self._answered = False
         self._answer_by = 0.0
         self._quiet_by = 0.0
+        # For the ping: what we *send* counts, not what we read (the server closes a connection
+        # it has not heard from for its --idle-timeout, however busy the room it sends to).
         self._last_sent = time.monotonic()
 
     @property
@@ -94,7 +106,7 @@ class MessageReceiver(threading.Thread):
         try:
             sock = client.open_socket()
         except ConnectionError as exc:
-            client.connect_failed(str(exc))
+            client.connect_failed(str(exc), final=isinstance(exc, TrustError))
             return
         except Exception as exc:  # a bug: still tell the user, never leave them waiting
             log.exception("connecting failed")
@@ -102,12 +114,17 @@ class MessageReceiver(threading.Thread):
             return
         reason = "the server closed the connection"
         try:
-            client.report(Connected(client.host, client.port))
+            client.report(Connected(client.host, client.port, client.tls_peer))
             reason = self._serve(sock)
         except Exception as exc:  # a bug in here must end in a Disconnected, not silence
             log.exception("receiver failed")
             reason = f"connection lost: {exc}"
         finally:
+            if isinstance(sock, ssl.SSLSocket):
+                try:
+                    sock.unwrap()  # close_notify: a deliberate end, not a cut line
+                except (OSError, ValueError):
+                    pass  # not waiting for the server's close_notify; or already gone
             try:
                 sock.close()
             except OSError:
@@ -203,7 +220,7 @@ class MessageReceiver(threading.Thread):
         if self._unsent or self._sent_logout or not self._answer_done(now):
             return
         client = self.client
-        if self._conn.tkchat_peer and now - self._last_sent >= PING_AFTER_SECONDS:
+        if self._conn.tkchat_peer and now - self._last_sent >= client.ping_after:
             client.send(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
@@ -212,7 +229,7 @@ class MessageReceiver(threading.Thread):
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
-        deadlines = [self._last_sent + PING_AFTER_SECONDS]
+        deadlines = [self._last_sent + self.client.ping_after]
         if self._waiting:
             deadlines.append(self._quiet_by if self._answered else self._answer_by)
         return max(0.0, min(deadlines) - now)
@@ -230,7 +247,9 @@ class Client:
         client_id: str | None = CLIENT_ID,
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
+        ping_after: float = PING_AFTER_SECONDS,
         wrap_socket: SocketWrapper | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -238,7 +257,10 @@ class Client:
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
+        self.ping_after = ping_after
         self.wrap_socket = wrap_socket
+        self.tls = tls
+        self.tls_peer: TLSPeer | None = None  # what TLS checked, once connected with ``tls``
         self._lock = threading.Lock()
         self._outgoing: deque[_Outgoing] = deque()
         self.wake_reader, self._wake_writer = socket.socketpair()
@@ -258,8 +280,9 @@ class Client:
         self.receiver = MessageReceiver(self)
         self.receiver.start()
 
-    def open_socket(self) -> socket.socket:
+    def open_socket(self, *, with_tls: bool = True) -> socket.socket:
         """Connect (receiver thread); ``ConnectionError`` says what went wrong, for a person.
+        ``with_tls=False``: TCP only (``gui/trust.py`` may need a second connection).
 
         The wait is on a selector with the wake-up socket, so ``disconnect`` cancels a
         connection attempt to a silent address at once instead of after ``connect_timeout``.
@@ -290,6 +313,15 @@ class Client:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            if with_tls and self.tls is not None:
+                sock, self.tls_peer = establish(
+                    sock,
+                    lambda: self.open_socket(with_tls=False),
+                    self.host,
+                    self.port,
+                    options=self.tls,
+                    timeout=max(0.1, deadline - time.monotonic()),
+                )
             if self.wrap_socket is not None:
                 try:
                     sock = self.wrap_socket(sock)
@@ -358,6 +390,8 @@ class Client:
     def login(
         self, name: str, password: str | None = None, server_password: str | None = None
     ) -> None:
+        """``password``: the registered name's; ``server_password``: the server-wide one
+        (PROTOCOL.md, Registered names).  Each is sent only when given."""
         extra: dict[str, Any] = {}
         if self.client_id is not None:
             extra["client"] = self.client_id
@@ -366,6 +400,13 @@ class Client:
         if server_password is not None:
             extra["server_password"] = server_password
         self.send_payload(MessageParser.request("login", name, **extra))
+
+    def register(self, password: str, new_password: str | None = None) -> None:
+        """Register the logged-in name with ``password``, or (``new_password``) change it."""
+        extra: dict[str, Any] = {"password": password}
+        if new_password is not None:
+            extra["new_password"] = new_password
+        self.send_payload(MessageParser.request("register", **extra))
 
     def send_message(self, text: str, nonce: str | None = None) -> None:
         extra = {} if nonce is None else {"nonce": nonce}
@@ -411,18 +452,18 @@ class Client:
     def receive_message(self, response: Response) -> None:
         """Called on the receiver thread for each parsed response."""
         if isinstance(response, InfoResponse) and response.event == Event.PONG:
-            return  # the answer to our ``ping``: liveness only, nothing for a person to see
+            return  # liveness only: nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)
 
-    def connect_failed(self, reason: str) -> None:
+    def connect_failed(self, reason: str, final: bool = False) -> None:
         with self._lock:
             if self._ended:
                 return
             self._ended = True
         self._close_wakeups()
-        self.report(ConnectFailed(reason))
+        self.report(ConnectFailed(reason, final))
 
     def connection_ended(self, reason: str) -> None:
         """Called once as the connection ends; reports ``Disconnected`` once."""

@@ -20,6 +20,7 @@ import hmac
 import logging
 import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,15 +36,19 @@ from common.protocol import (
     MAX_PAGE,
     MAX_SEARCH,
     RESERVED_NAMES,
+    AuthField,
     ErrorCode,
     Event,
     MessageParser,
     is_valid_username,
     room_name,
 )
+from server.accounts import AccountsUnavailable, password_problem
 from server.limits import TokenBucket, address_key
-from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean
+from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
+from server.outbox import recv_within
 from server.room import NameTaken, Refused
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -57,12 +62,15 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
+  register       {"request": "register", "password": P}: from now on logging in as this
+                 name needs P (8-256 characters); add "new_password" to change it
   help           show this text
   ping           check the connection (answered with a "pong" info)
   logout         log out and close the connection"""
 
 _RECV_BYTES = 65536
-CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``_put``)
+CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
+CLASSIC_HISTORY_DELAY = 0.1  # between a classic client's login info and its history
 _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
 # TCP keepalive: first probe after a minute of silence, then every 10 s, 5 unanswered = dead.
 KEEPALIVE_IDLE_SECONDS = 60
@@ -104,7 +112,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
-        self.proven: bool = False  # logged in with the password of a registered name
+        # True once this connection proved a registered name with its password (login or
+        # register): only then may it read back what that name was sent privately.
+        self.proven: bool = False
+        self._closing = threading.Event()  # set by ``close``: ends a login delay early
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self.address = address_key(str(self.client_address[0]))  # what the limits count
         self.client: str | None = None  # the login's "client" string (None: classic)
@@ -115,10 +126,13 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        # From here on the socket is non-blocking: read it with recv_within (server/outbox.py).
         enable_keepalive(self.request)
         self.outbox = self.server.sender.open(
-            self.request, label=self.peer, limit=config.max_queue_bytes, coalesce=True
+            self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
@@ -145,7 +159,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
                         "closed: no login in time (--login-timeout)",
                     )
                     return
-                sock.settimeout(left)
+                timeout = left
             elif self.client is not None and config.idle_timeout > 0:
                 left = heard + config.idle_timeout - now
                 if left <= 0:
@@ -155,11 +169,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                         "closed: silent too long (--idle-timeout)",
                     )
                     return
-                sock.settimeout(min(left, _IDLE_POLL_SECONDS))
+                timeout = min(left, _IDLE_POLL_SECONDS)
             else:
-                sock.settimeout(_IDLE_POLL_SECONDS)
+                timeout = _IDLE_POLL_SECONDS
             try:
-                data = sock.recv(_RECV_BYTES)
+                if self.tls is None:
+                    data = recv_within(sock, _RECV_BYTES, timeout)
+                else:
+                    data = self.tls.recv(sock, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -188,6 +205,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
@@ -204,6 +223,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def close(self) -> None:
         """End this connection from another thread: the reader wakes up and ``finish`` runs."""
         self._open = False
+        self._closing.set()
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
@@ -222,11 +242,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(data)
 
     def _put(self, data: bytes) -> None:
-        self.outbox.put(data)
-        if self.classic:
-            # A classic client decodes each recv() as one object: a moment between objects
-            # keeps a burst (a batch of echoes, say) from arriving in one read.
-            self.outbox.pause(CLASSIC_GAP_SECONDS)
+        """The one way bytes for this connection enter its outbox (on a TLS connection,
+        encrypted for it first: server/tls.py)."""
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -241,11 +262,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(data)
 
     def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
-        if self.classic:
+        if self.classic:  # paced one object per write (see ``parse_login``)
             for part in parts:
                 self._put(part)
         else:
-            self.outbox.put_batch(data, parts)
+            self._put(data)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the
@@ -256,12 +277,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
         )
-        if self.classic:
-            self.outbox.pause(0.1)
-            limit = CLASSIC_HISTORY_BYTES
-        else:
-            limit = MAX_OBJECT_BYTES
-        self._answer(MessageParser.history_within(history, limit))
+        if not self.classic:
+            self._answer(MessageParser.history_within(history, MAX_OBJECT_BYTES))
+            return
+        # A classic program reads the history with recv(1024) after a moment: small objects,
+        # paced like everything else it gets (PROTOCOL.md, Classic clients).
+        self.outbox.pause(CLASSIC_HISTORY_DELAY)
+        for chunk in MessageParser.history_chunks(history, CLASSIC_HISTORY_BYTES):
+            self._put(MessageParser.encode(chunk))
 
     def joined(self, room: str, users: list[str], history: list[Message]) -> None:
         # Under the room's lock, like ``welcome``.
@@ -290,7 +313,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         happens, so a new request kind is limited without doing anything for it.
         """
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s -> %s", self.who, clean(payload))
+            log.debug("%s -> %s", self.who, clean(redacted(payload)))
         if not self._within_address_limit():
             return
         request = payload.get("request")
@@ -322,8 +345,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 "slow down: too many logins from your address; try again in a few seconds",
             )
             return
-        if not self._password_ok(payload.get("password")):
-            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
+        guard = self.server.login_guard
+        if guard.refused(self.client_address[0]):
+            self._too_many_attempts()
+            return
+        if not self._password_ok(payload.get("server_password")):
+            self._auth_failed(AuthField.SERVER_PASSWORD, content)
             return
         if not self.valid_username(content):
             reserved = isinstance(content, str) and content.lower() in RESERVED_NAMES
@@ -334,26 +361,91 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 else "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
             )
             return
+        # The password before the name's availability: without it nobody learns whether a
+        # registered user is online.
+        proven = False
+        if self.server.accounts.is_registered(content):
+            if not self.server.accounts.verify(content, payload.get("password")):
+                self._auth_failed(AuthField.PASSWORD, content)
+                return
+            proven = True
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         self.classic = client is None
+        if self.classic:
+            # A classic client decodes each recv() as one object: a moment between objects
+            # keeps a burst (a batch of echoes, say) from arriving in one read.
+            self.outbox.gap = CLASSIC_GAP_SECONDS
         self.client = client
-        # Classic clients decode each recv() as one object: one object per send for them.
-        self.outbox.coalesce = not self.classic
         self._name = content
+        self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
             self._name = None
+            self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         log.info(
-            "login %s (%s, %s)",
+            "login %s (%s, %s%s)",
             content,
             self.peer,
             "classic client" if client is None else clean(client, CLIENT_CHARS),
+            ", registered" if proven else "",
         )
+
+    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Register the logged-in name with ``password``, or change its password (the old one
+        as ``password``, the new one as ``new_password``)."""
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        password = payload.get("password")
+        new_password = payload.get("new_password")
+        accounts = self.server.accounts
+        registered = accounts.is_registered(name)
+        chosen = password if new_password is None else new_password
+        problem = password_problem(chosen)
+        if problem is not None:
+            key = "password" if new_password is None else "new_password"
+            self._error(ErrorCode.BAD_REQUEST, f'bad request: "{key}": {problem}')
+            return
+        if new_password is None and registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: the name {name} is registered already; to change its password "
+                'send the current one as "password" and the new one as "new_password"',
+            )
+            return
+        if new_password is not None:
+            if not registered:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f'bad request: the name {name} is not registered; send "password" alone '
+                    "to register it",
+                )
+                return
+            if not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
+        assert isinstance(chosen, str)
+        try:
+            accounts.set_password(name, chosen)
+        except AccountsUnavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE, "the server cannot store the password now; try again later"
+            )
+            return
+        self.proven = True
+        if new_password is None:
+            log.info("register %s (%s)", name, self.peer)
+            text = f"The name {name} is registered: logging in as {name} needs this password."
+        else:
+            log.info("password changed for %s (%s)", name, self.peer)
+            text = f"The password of {name} is changed."
+        self.send(MessageParser.info(text))
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
@@ -584,8 +676,31 @@ class ClientHandler(socketserver.BaseRequestHandler):
         """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
         self.send(MessageParser.info("", event=Event.PONG))
 
+    def _auth_failed(self, field: AuthField, name: str) -> None:
+        """A wrong or missing password: answered late (``LoginGuard``), or with
+        ``too_many_attempts`` and a close once this address failed too often."""
+        verdict = self.server.login_guard.failed(self.client_address[0], name, field.value)
+        if verdict.refused:
+            self._too_many_attempts()
+            return
+        # Slept on this connection's own thread: no other client waits; ``close`` ends it.
+        self._closing.wait(verdict.delay)
+        if field is AuthField.SERVER_PASSWORD:
+            text = "this server needs a password: wrong or missing server password"
+        else:
+            text = f"the name {name} is registered: wrong or missing password"
+        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+
+    def _too_many_attempts(self) -> None:
+        self._error(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            "too many failed password logins from your address; try again in a few minutes",
+        )
+        self._open = False
+
     def _password_ok(self, given: object) -> bool:
-        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        """Constant-time check of ``server_password`` against the server-wide password
+        (none set: anyone may join)."""
         expected = self.server.config.password
         if expected is None:
             return True
@@ -616,8 +731,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         )
         return False
 
-    def _error(self, code: str, text: str) -> None:
-        self.send(MessageParser.error(code, text))
+    def _error(self, code: str, text: str, **extra: Any) -> None:
+        self.send(MessageParser.error(code, text, **extra))
 
     _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
         "login": parse_login,
@@ -625,12 +740,13 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "msg": parse_message,
         "names": parse_names,
         "help": parse_help,
-        "ping": parse_ping,
         "join": parse_join,
         "part": parse_part,
         "rooms": parse_rooms,
         "history": parse_history,
         "search": parse_search,
+        "ping": parse_ping,
+        "register": parse_register,
     }
 
 

@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageResponse
-from gui import client as client_module
 from gui.client import Client
 from gui.events import ClientEvent, Disconnected
 from server import handler as handler_module
@@ -363,14 +362,13 @@ def test_the_client_hides_pongs_from_the_app(make_server: MakeServer) -> None:
 
 
 def test_a_tkchat_client_that_only_reads_a_busy_room_is_not_idle_closed(
-    make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
+    make_server: MakeServer, clients: list[WireClient]
 ) -> None:
     """The server hears nothing from a user who only reads; the client pings when it has
     *sent* nothing for a while, however busy the room (reads do not count)."""
-    monkeypatch.setattr(client_module, "PING_AFTER_SECONDS", 0.2)
     server = make_server(idle_timeout=0.8)
     events: list[ClientEvent] = []
-    reader = Client("127.0.0.1", server.port, events.append)
+    reader = Client("127.0.0.1", server.port, events.append, ping_after=0.2)
     reader.run()
     try:
         reader.login("reader")
