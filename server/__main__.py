@@ -13,6 +13,7 @@ from types import FrameType
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.history import StoreError
 
 log = logging.getLogger("server")
 
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     try:
         server = ChatServer(config)
+    except StoreError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except OSError as exc:
         log.error(
             "cannot listen on %s:%d: %s. Is another server running there? "

@@ -163,7 +163,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
         if self._name is not None:
             self.server.room.settle(self)
         self._put(MessageParser.encode(payload))
