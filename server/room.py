@@ -261,7 +261,8 @@ class LocalRoom:
         if member.classic:
             raise Refused(ErrorCode.INVALID_ROOM, "a classic client has only the room general")
         try:
-            self._store.add_room(room)
+            if room not in self._rooms:  # a room with members is stored already
+                self._store.add_room(room)
         except sqlite3.Error as exc:
             log.warning("room %s not created: %s", room, exc)
             raise Refused(
