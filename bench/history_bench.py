@@ -40,6 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.decoder import StreamDecoder  # noqa: E402
+from common.protocol import MessageParser  # noqa: E402
+from server.app import ChatServer  # noqa: E402
+from server.config import ServerConfig  # noqa: E402
 from server.history import HistoryStore  # noqa: E402
 
 SIZES = (10_000, 100_000, 1_000_000)
@@ -119,7 +123,50 @@ def latency(folder: Path, reps: int) -> list[tuple[str, int, float, float]]:
             median, worst = timed(call, reps)
             rows.append((label, size, median, worst))
         store.close()
+        rows.extend(_over_the_wire(path, size, reps))
     return rows
+
+
+def _over_the_wire(path: Path, size: int, reps: int) -> list[tuple[str, int, float, float]]:
+    """The same requests from a client: request written to the answer decoded, through a
+    ``ChatServer`` (in this process) on 127.0.0.1."""
+    server = ChatServer(ServerConfig(host="127.0.0.1", port=0, db=str(path), rate_limit=0))
+    server.start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    decoder = StreamDecoder(1 << 24)
+    pending: list[object] = []
+
+    def ask(request: str, content: str | None = None, **extra: object) -> object:
+        sock.sendall(MessageParser.encode(MessageParser.request(request, content, **extra)))
+        while True:
+            while pending:
+                item = pending.pop(0)
+                if isinstance(item, dict) and item.get("response") in ("history", "error"):
+                    return item
+            pending.extend(decoder.feed(sock.recv(1 << 20)))
+
+    try:
+        sock.sendall(MessageParser.encode(MessageParser.request("login", "bench", client="b/1")))
+        ask("join", "room3")
+        word = _words(random.Random(size))[0]
+        middle = size // 2
+        cases: dict[str, Callable[[], object]] = {
+            "wire: history, 200 before the middle": lambda: ask(
+                "history", room="room3", before=middle, limit=200
+            ),
+            "wire: search common word, 1 room": lambda: ask("search", word, room="room3"),
+            "wire: search 2 words, all my rooms": lambda: ask("search", f"{word} ka"),
+        }
+        rows = []
+        for label, call in cases.items():
+            answer = call()
+            assert isinstance(answer, dict) and answer["response"] == "history", answer
+            median, worst = timed(call, reps)
+            rows.append((label, size, median, worst))
+        return rows
+    finally:
+        sock.close()
+        server.stop()
 
 
 def _cases(store: HistoryStore, size: int) -> dict[str, Callable[[], object]]:

@@ -219,3 +219,27 @@ def test_the_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
     HistoryStore(db).close()
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_history_file_from_before_rooms_is_upgraded_and_searchable(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(db)
+    old.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL,"
+        " sender TEXT NOT NULL, sender_key TEXT NOT NULL, text TEXT NOT NULL, nonce TEXT);"
+        "INSERT INTO messages (timestamp, sender, sender_key, text, nonce)"
+        " VALUES ('2026-01-01T00:00:00.000Z', 'Ann', 'ann', 'hello from before', 'x');"
+    )
+    old.commit()
+    old.close()
+    server = make_server(db=str(db))
+    alice = _client(server, "alice")
+    try:
+        alice.send("search", "BEFO")
+        (found,) = contents(alice.expect("history"))
+        assert found["content"] == "hello from before" and found["id"] == 1
+        assert "room" not in found  # it was said in general
+    finally:
+        alice.close()
