@@ -253,3 +253,16 @@ def test_joining_while_a_room_is_busy_gives_each_message_exactly_once(
     finally:
         alice.close()
         bob.close()
+
+
+def test_one_login_may_be_in_at_most_a_hundred_rooms(connect: Connect) -> None:
+    (alice,) = _logged_in(connect, "alice")
+    for i in range(99):  # general is the first of the hundred
+        join(alice, f"r{i}")
+    alice.send("join", "one-more")
+    refusal = alice.expect("error")
+    assert refusal["code"] == "invalid_room" and "100 rooms" in refusal["content"]
+    join(alice, "r5")  # one is in already: still answered
+    alice.send("part", "r0")
+    alice.expect("info", event="parted")
+    assert join(alice, "one-more")[0]["room"] == "one-more"
