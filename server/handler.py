@@ -44,11 +44,11 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  help           show this text
+  logout         log out and close the connection
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
-  history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
-  help           show this text
-  logout         log out and close the connection"""
+  history with "room" or "with", "before", "limit"; search <words> with "room", "limit" keys"""
 
 _RECV_BYTES = 65536
 CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``_put``)
@@ -312,7 +312,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         assert content is not None
         to = payload.get("to")
         if to is not None:
-            if "room" in payload:
+            if payload.get("room") is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -409,7 +409,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         other = payload.get("with")
         try:
             if other is not None:
-                if "room" in payload:
+                if payload.get("room") is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -451,7 +451,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if limit is None:
             return
         room = None
-        if "room" in payload:
+        if payload.get("room") is not None:
             room = self._room_of(payload)
             if room is None:
                 return
