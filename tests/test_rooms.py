@@ -266,3 +266,22 @@ def test_one_login_may_be_in_at_most_a_hundred_rooms(connect: Connect) -> None:
     alice.send("part", "r0")
     alice.expect("info", event="parted")
     assert join(alice, "one-more")[0]["room"] == "one-more"
+
+
+def test_join_after_a_burst_answers_after_the_bursts_echoes(make_server: MakeServer) -> None:
+    """``joined`` is queued under the room lock, so the handler settles before ``enter``:
+    the answer follows the echoes of what the client sent before it, without a wait for the
+    writer under that lock (which would stall every broadcast)."""
+    server = make_server(rate_limit=0)
+    alice = WireClient(server.port)
+    try:
+        alice.login("alice")
+        burst = b"".join(
+            json.dumps({"request": "msg", "content": f"b{i}"}).encode() + b"\n" for i in range(300)
+        )
+        alice.send_raw(burst + json.dumps({"request": "join", "content": "dev"}).encode() + b"\n")
+        got = [alice.recv() for _ in range(302)]
+        assert [o["content"] for o in got[:300]] == [f"b{i}" for i in range(300)]
+        assert got[300]["event"] == "joined" and got[301]["response"] == "history"
+    finally:
+        alice.close()
