@@ -16,6 +16,7 @@ from typing import Any
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.history import StoreError
 from server.logsafe import SafeFormatter
 from server.tls import TLSConfigError
 
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = ChatServer(config)
-    except TLSConfigError as exc:
+    except (TLSConfigError, StoreError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except OSError as exc:

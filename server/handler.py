@@ -59,6 +59,8 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  help           show this text
+  logout         log out and close the connection
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
@@ -228,7 +230,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
@@ -475,7 +477,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         assert content is not None
         to = payload.get("to")
         if to is not None:
-            if "room" in payload:
+            if payload.get("room") is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -577,7 +579,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         other = payload.get("with")
         try:
             if other is not None:
-                if "room" in payload:
+                if payload.get("room") is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -619,7 +621,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if limit is None:
             return
         room = None
-        if "room" in payload:
+        if payload.get("room") is not None:
             room = self._room_of(payload)
             if room is None:
                 return

@@ -84,6 +84,7 @@ MAX_BATCH = 2000  # drafts in one transaction (bounds the latency of a batch)
 NOTICE_LINGER = 0.02  # seconds join/leave events wait to be batched (messages never wait)
 SETTLE_SECONDS = 10.0  # longest a handler waits for its posts to be broadcast
 MAX_ROOMS_LISTED = 1000  # rooms in a ``rooms`` answer (the busiest), so it fits in 64 KiB
+MAX_ROOMS_PER_USER = 100  # rooms one login may be in (each holds its recent history in memory)
 
 
 class Member(Protocol):
@@ -260,14 +261,22 @@ class LocalRoom:
         assert name is not None
         if member.classic:
             raise Refused(ErrorCode.INVALID_ROOM, "a classic client has only the room general")
+        key = name.lower()
+        if room not in self._joined.get(key, ()) and len(self._joined.get(key, ())) >= (
+            MAX_ROOMS_PER_USER
+        ):
+            raise Refused(
+                ErrorCode.INVALID_ROOM,
+                f"you are in {MAX_ROOMS_PER_USER} rooms already; part one before joining {room}",
+            )
         try:
-            self._store.add_room(room)
+            if room not in self._rooms:  # a room with members is stored already
+                self._store.add_room(room)
         except sqlite3.Error as exc:
             log.warning("room %s not created: %s", room, exc)
             raise Refused(
                 ErrorCode.UNAVAILABLE, "the history store is busy; the room was not created"
             ) from exc
-        key = name.lower()
         with self._lock:
             rooms = self._joined.get(key)
             if rooms is None:
