@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import select
 import socket
 import statistics
 import subprocess
@@ -80,13 +81,14 @@ def login(port: int, name: str, client: str | None) -> socket.socket:
 
 def drain(sock: socket.socket, stop: threading.Event) -> None:
     """A TkChat sender reads (and drops) everything, as a fast client does."""
-    sock.settimeout(0.2)
+    # select, not a socket timeout: another thread sends on this socket (sendall would
+    # time out with it)
     while not stop.is_set():
+        if not select.select([sock], [], [], 0.2)[0]:
+            continue
         try:
             if not sock.recv(1 << 20):
                 return
-        except TimeoutError:
-            continue
         except OSError:
             return
 

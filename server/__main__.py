@@ -74,7 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queue-bytes",
         type=int,
         default=defaults.max_queue_bytes,
-        help="unread output per connection before it is dropped (default: %(default)s)",
+        help="bytes of output a connection may leave unread; a connection with more unread"
+        " is dropped, and its user can reconnect (default: %(default)s, 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-total-queue-bytes",
+        type=int,
+        default=defaults.max_total_queue_bytes,
+        help="unread output of all connections together; past it the connections with the"
+        " most unread are dropped first (default: %(default)s, 256 MiB)",
     )
     parser.add_argument(
         "--password", default=None, help="require this password on login (default: none)"
@@ -99,6 +107,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         max_queue_bytes=args.max_queue_bytes,
+        max_total_queue_bytes=args.max_total_queue_bytes,
         password=args.password,
     )
 

@@ -36,8 +36,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.store = HistoryStore(config.db)
-        self.room = LocalRoom(self.store, config.history_size)
-        self.sender = Sender()
+        self.sender = Sender(config.max_total_queue_bytes)
+        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
         # Connections let in and not yet shut, counted on the accept thread itself: handlers

@@ -28,6 +28,8 @@ class ServerConfig:
     # bridge never hits it; a flood does, and gets ``rate_limited`` (connection kept).
     rate_limit: float = 50.0
     rate_burst: int = 200
-    max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
+    max_queue_bytes: int = 1024 * 1024  # unread output per connection before it is dropped
+    # Unread output of all connections together; past it the largest backlogs are dropped.
+    max_total_queue_bytes: int = 256 * 1024 * 1024
     password: str | None = None
     shutdown_flush_seconds: float = 2.0
