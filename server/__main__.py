@@ -121,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queue-bytes",
         type=int,
         default=defaults.max_queue_bytes,
-        help="unread output per connection before it is dropped (default: %(default)s)",
+        help="bytes of output a connection may leave unread; a connection with more unread"
+        " is dropped, and its user can reconnect (default: %(default)s, 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-total-queue-bytes",
+        type=int,
+        default=defaults.max_total_queue_bytes,
+        help="unread output of all connections together; past it the connections with the"
+        " most unread are dropped first (default: %(default)s, 256 MiB)",
     )
     parser.add_argument(
         "--keep-days",
@@ -244,6 +252,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key,
         plain_port=args.plain_port,
         tls_handshake_timeout=args.tls_handshake_timeout,
+        max_total_queue_bytes=args.max_total_queue_bytes,
     )
 
 

@@ -70,7 +70,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.limits = AddressLimits(config.address_policy())
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
-        self.room = LocalRoom(self.store, config.history_size)
+        self.sender = Sender(config.max_total_queue_bytes)
+        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
@@ -80,7 +81,6 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.store.close()
             raise
         self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
-        self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
         # Notified whenever a connection is fully shut: stop() waits on it.
