@@ -16,6 +16,7 @@ from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
 from server.dbfile import prepare_db
+from server.history import StoreError
 from server.logsafe import SafeFormatter
 from server.tls import TLSConfigError
 
@@ -120,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queue-bytes",
         type=int,
         default=defaults.max_queue_bytes,
-        help="unread output per connection before it is dropped (default: %(default)s)",
+        help="bytes of output a connection may leave unread; a connection with more unread"
+        " is dropped, and its user can reconnect (default: %(default)s, 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-total-queue-bytes",
+        type=int,
+        default=defaults.max_total_queue_bytes,
+        help="unread output of all connections together; past it the connections with the"
+        " most unread are dropped first (default: %(default)s, 256 MiB)",
     )
     parser.add_argument(
         "--keep-days",
@@ -243,6 +252,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key,
         plain_port=args.plain_port,
         tls_handshake_timeout=args.tls_handshake_timeout,
+        max_total_queue_bytes=args.max_total_queue_bytes,
     )
 
 
@@ -283,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = ChatServer(config)
-    except TLSConfigError as exc:
+    except (TLSConfigError, StoreError) as exc:
         log.error("cannot start: %s", exc)
         return 2
     except OSError as exc:

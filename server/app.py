@@ -72,7 +72,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.warnings = Summary(log)
         private_db(config.db)  # folder 0700, file 0600, before SQLite creates it
         self.store = HistoryStore(config.db, config.busy_timeout)
-        self.room = LocalRoom(self.store, config.history_size)
+        self.sender = Sender(config.max_total_queue_bytes)
+        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
@@ -82,7 +83,6 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.store.close()
             raise
         self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
-        self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
         # Notified whenever a connection is fully shut: stop() waits on it.

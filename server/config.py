@@ -40,7 +40,9 @@ class ServerConfig:
     # bridge never hits it; a flood does, and gets ``rate_limited`` (connection kept).
     rate_limit: float = 50.0
     rate_burst: int = 200
-    max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
+    max_queue_bytes: int = 1024 * 1024  # unread output per connection before it is dropped
+    # Unread output of all connections together; past it the largest backlogs are dropped.
+    max_total_queue_bytes: int = 256 * 1024 * 1024
     # The server-wide password (``server_password`` on login); from TKCHAT_SERVER_PASSWORD or
     # --server-password-file, never a bare command-line value (see server/__main__.py).
     password: str | None = None

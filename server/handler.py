@@ -59,14 +59,14 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  help           show this text
+  ping           check the connection (answered with a "pong" info)
+  logout         log out and close the connection
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
   register       {"request": "register", "password": P}: from now on logging in as this
-                 name needs P (8-256 characters); add "new_password" to change it
-  help           show this text
-  ping           check the connection (answered with a "pong" info)
-  logout         log out and close the connection"""
+                 name needs P (8-256 characters); add "new_password" to change it"""
 
 _RECV_BYTES = 65536
 CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
@@ -228,7 +228,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``).
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
 
         Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
         cost the address a token per KiB, into debt: its next requests wait for it."""
@@ -481,7 +481,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         assert content is not None
         to = payload.get("to")
         if to is not None:
-            if "room" in payload:
+            if payload.get("room") is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -578,7 +578,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         other = payload.get("with")
         try:
             if other is not None:
-                if "room" in payload:
+                if payload.get("room") is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -620,7 +620,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if limit is None:
             return
         room = None
-        if "room" in payload:
+        if payload.get("room") is not None:
             room = self._room_of(payload)
             if room is None:
                 return
