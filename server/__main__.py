@@ -17,7 +17,7 @@ from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
 from server.dbfile import prepare_db
 from server.history import StoreError
-from server.logsafe import SafeFormatter
+from server.logsafe import RepeatFilter, SafeFormatter
 from server.tls import TLSConfigError
 
 log = logging.getLogger("server")
@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     # Peer-supplied text is escaped at each call site too; this catches any that is not.
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    # A WARNING repeated per connection under attack is one line per 10 s, plus a count.
+    repeats = RepeatFilter(handler)
+    handler.addFilter(repeats)
     logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         config = config_from_args(args)
@@ -332,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
     server.start()
     while not stop.wait(0.5):
-        pass
+        repeats.flush()
     server.stop()
+    repeats.flush(force=True)
     return 0
 
 

@@ -32,7 +32,7 @@ from server.app import ChatServer
 from server.config import ServerConfig
 from server.dbfile import prepare_db
 from server.limits import AddressLimits, AddressPolicy, address_key
-from server.logsafe import SafeFormatter, Summary, clean
+from server.logsafe import RepeatFilter, SafeFormatter, Summary, clean
 from tests.conftest import DEFAULT_LIMITS, ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
@@ -449,6 +449,40 @@ def test_the_server_log_format_keeps_every_record_on_one_line() -> None:
         exc = sys.exc_info()
     record = logging.LogRecord("server", logging.ERROR, __file__, 1, "failed", (), exc)
     assert formatter.format(record).splitlines()[1] == "Traceback (most recent call last):"
+
+
+def test_the_server_log_handler_summarises_any_repeated_warning() -> None:
+    """``python -m server``'s handler filter: the first of 50 overflow-like warnings, then
+    one count; other templates, other loggers and ERRORs are not held back."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    repeats = RepeatFilter(handler, window=0.2)
+    handler.addFilter(repeats)
+    logger = logging.getLogger("tests.repeats")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for i in range(50):
+            logger.warning("%s: dropping connection, %d bytes unread", f"peer{i}", i)
+            if i == 3:
+                logger.error("real trouble %d", i)
+        logger.warning("something else")
+        time.sleep(0.25)
+        repeats.flush()
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert [r.getMessage() for r in records] == [
+        "peer0: dropping connection, 0 bytes unread",
+        "real trouble 3",
+        "something else",
+        "49 more like '%s: dropping connection, %d bytes unread' in the last 0.2 s",
+    ]
 
 
 def test_summary_holds_repeats_back_until_the_window_ends(
