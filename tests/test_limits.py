@@ -485,6 +485,24 @@ def test_the_server_log_handler_summarises_any_repeated_warning() -> None:
     ]
 
 
+def test_python_m_server_writes_a_repeated_warning_once_plus_a_count(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """30 connections each sending 70 KB with no object end: 30 "too large; closing" warnings
+    in the real server's log are one line and, at stop, one count."""
+    proc = server_process("--port", "0", "--db", ":memory:", "--max-per-address", "0")
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as sock:
+            sock.sendall(b'{"request": "msg", "content": "' + b"x" * 70_000)
+            while sock.recv(65536):  # until the server closes it
+                pass
+    assert proc.stop() == 0
+    warnings = [line for line in proc.log if "WARNING" in line and "closing" in line]
+    assert len(warnings) == 2, warnings
+    assert "request too large" in warnings[0]
+    assert "29 more like '%s: %s; closing' in the last 10 s" in warnings[1]
+
+
 def test_summary_holds_repeats_back_until_the_window_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
