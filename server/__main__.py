@@ -9,13 +9,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.dbfile import prepare_db
 from server.history import StoreError
 from server.logsafe import SafeFormatter
 from server.tls import TLSConfigError
@@ -269,34 +269,6 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
         return value
 
     return convert
-
-
-def prepare_db(db: str) -> str | None:
-    """Make the history file's folder (0700) and the file (0600), private to this user.
-
-    Returns a sentence for the user when that cannot be done (None when all is well).  Runs
-    before the store opens, so that SQLite finds a file it may use and nobody else may read,
-    and so a ``--db`` under a regular file is reported as what it is (SQLite's own message
-    was "cannot listen ... File exists").
-    """
-    if db == ":memory:" or db.startswith("file:"):
-        return None
-    path = Path(db).expanduser()
-    for parent in (path.parent, *path.parent.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                return f"--db {db}: {parent} is a file, not a folder; pick another path"
-            break
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.is_dir():
-            return f"--db {db} is a folder; give a file name inside it"
-        # O_CREAT with 0600: a new history file is private from its first byte (SQLite's
-        # -wal and -shm files take the same mode).  An existing file keeps its mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    except OSError as exc:
-        return f"--db {db}: cannot create it: {exc.strerror or exc}"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

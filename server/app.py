@@ -29,6 +29,7 @@ from typing import Any
 from common.protocol import ErrorCode, Event, MessageParser
 from server.accounts import Accounts, LoginGuard
 from server.config import ServerConfig
+from server.dbfile import private_db
 from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.limits import AddressLimits, address_key, fit_open_files
@@ -60,6 +61,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             if config.tls_cert
             else None
         )
+        private_db(config.db)  # folder 0700, file 0600, before SQLite creates it
         self.store = HistoryStore(config.db, config.busy_timeout)
         self.max_connections, fitted = fit_open_files(config.max_connections)
         if fitted is not None:

@@ -28,8 +28,8 @@ class ServerConfig:
     max_per_address: int = 20
     address_rate: float = 100.0  # requests of any kind per second, after a burst
     address_burst: int = 400
-    login_rate: float = 2.0  # logins per second, after a burst
-    login_burst: int = 20
+    login_rate: float = 5.0  # logins per second, after a burst
+    login_burst: int = 50
     # Sockets that never log in are closed after this long (they hold a connection slot).
     login_timeout: float = 10.0
     # A TkChat client (it sent "client") pings after 60 s of quiet; one silent this long is

@@ -78,8 +78,8 @@ _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must kee
 KEEPALIVE_IDLE_SECONDS = 60
 KEEPALIVE_INTERVAL_SECONDS = 10
 KEEPALIVE_PROBES = 5
-# Tokens a ``names`` answer costs per KiB of users beyond the first token (see parse_names).
-_NAMES_BYTES_PER_TOKEN = 1024
+# An answer costs its address one more token per this many bytes (see ``send``).
+_ANSWER_BYTES_PER_TOKEN = 1024
 
 RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
 
@@ -230,12 +230,21 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
+
+        Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
+        cost the address a token per KiB past the first, into debt: its next requests wait
+        for it."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
-        self._put(MessageParser.encode(payload))
+        data = MessageParser.encode(payload)
+        # Whole KiB past the first, which came with the request's own token.
+        extra = max(0, len(data) - _ANSWER_BYTES_PER_TOKEN) // _ANSWER_BYTES_PER_TOKEN
+        if extra:
+            self.server.limits.charge(self.address, extra)
+        self._put(data)
 
     def _put(self, data: bytes) -> None:
         """The one way bytes for this connection enter its outbox (on a TLS connection,
@@ -515,11 +524,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
             users = self.server.room.names(room, self)
         except Refused as refused:
             self._error(refused.code, refused.text)
-            return
-        # The answer amplifies (40 bytes asked, 37 KB answered in a crowd of 1,000): it costs
-        # the address a token per KiB of names on top of the request's own.
-        extra = sum(len(user) + 4 for user in users) // _NAMES_BYTES_PER_TOKEN
-        if extra and not self._within_address_limit(extra):
             return
         if room == GENERAL_ROOM:
             self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
