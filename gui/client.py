@@ -389,6 +389,8 @@ class Client:
     def login(
         self, name: str, password: str | None = None, server_password: str | None = None
     ) -> None:
+        """``password``: the registered name's; ``server_password``: the server-wide one
+        (PROTOCOL.md, Registered names).  Each is sent only when given."""
         extra: dict[str, Any] = {}
         if self.client_id is not None:
             extra["client"] = self.client_id
@@ -397,6 +399,13 @@ class Client:
         if server_password is not None:
             extra["server_password"] = server_password
         self.send_payload(MessageParser.request("login", name, **extra))
+
+    def register(self, password: str, new_password: str | None = None) -> None:
+        """Register the logged-in name with ``password``, or (``new_password``) change it."""
+        extra: dict[str, Any] = {"password": password}
+        if new_password is not None:
+            extra["new_password"] = new_password
+        self.send_payload(MessageParser.request("register", **extra))
 
     def send_message(self, text: str, nonce: str | None = None) -> None:
         extra = {} if nonce is None else {"nonce": nonce}

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from common.protocol import ErrorCode, Event, MessageParser
+from server.accounts import Accounts, LoginGuard
 from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
@@ -69,11 +70,17 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.limits = AddressLimits(config.address_policy())
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
-        self.room = LocalRoom(self.store, config.history_size)
+        self.sender = Sender(config.max_total_queue_bytes)
+        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
-        self.sender = Sender()
+        try:
+            self.accounts = Accounts(config.db)
+        except BaseException:
+            self.store.close()
+            raise
+        self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
         # Notified whenever a connection is fully shut: stop() waits on it.
@@ -97,6 +104,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             super().__init__((config.host, config.port), ClientHandler)
         except BaseException:
             self.store.close()
+            self.accounts.close()
             raise
         if config.plain_port is not None:
             try:
@@ -322,6 +330,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.sender.stop(timeout)
         self.store.close()
         self.warnings.flush(force=True)
+        self.accounts.close()
         log.info("server stopped")
 
 
