@@ -157,9 +157,9 @@ class ChatApp:
         window.bind("<FocusIn>", self._focus_changed, add=True)
         window.bind("<FocusOut>", self._focus_changed, add=True)
         window.bind("<<ThemeChanged>>", lambda _e: self._colour_menus(), add=True)
-        text = self.pane.text
-        self.chat_view.input.bind("<Prior>", lambda _e: text.yview_scroll(-1, "pages"))
-        self.chat_view.input.bind("<Next>", lambda _e: text.yview_scroll(1, "pages"))
+        pane = self.pane
+        self.chat_view.input.bind("<Prior>", lambda _e: pane.page(-1))
+        self.chat_view.input.bind("<Next>", lambda _e: pane.page(1))
 
     def _colour_menus(self) -> None:
         p = theme.palette(self.window)

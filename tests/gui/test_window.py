@@ -1,0 +1,181 @@
+"""The chat window at everyday sizes: the input box, Send and the status line stay on screen
+in small windows, joining a busy chat shows the newest line, a resize at the bottom stays at
+the bottom, and "New messages" goes to the first unread line first."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from server.app import ChatServer
+from tests.conftest import ROOT
+from tests.gui.harness import Person, online, screenshot, wait_until
+from tests.wire import WireClient
+
+OUTPUT = ROOT / "test-output"
+SIZES = ("560x380", "980x560", "1280x450")
+
+
+def fill_history(port: int, count: int, prefix: str = "history") -> None:
+    """``count`` messages from ``carol`` stored on the server (and echoed back to her)."""
+    sender = WireClient(port)
+    try:
+        sender.login("carol")
+        for n in range(count):
+            sender.send("msg", f"{prefix} {n} " + "words to wrap " * (n % 4))
+        for _ in range(count):
+            sender.expect("message")
+    finally:
+        sender.close()
+
+
+def set_size(who: Person, size: str) -> None:
+    """Resize the window as a window manager would, and let Tk lay it out."""
+    who.top.geometry(size)
+    width, height = (int(v) for v in size.split("x"))
+    wait_until(
+        who.root,
+        lambda: (who.top.winfo_width(), who.top.winfo_height()) == (width, height),
+        f"the window at {size}",
+        (who,),
+    )
+    for _ in range(3):
+        who.root.update()
+
+
+def fully_shown(widget: tk.Misc) -> bool:
+    """Mapped, at least its natural height, and inside its window."""
+    top = widget.winfo_toplevel()
+    bottom = widget.winfo_rooty() + widget.winfo_height()
+    right = widget.winfo_rootx() + widget.winfo_width()
+    return (
+        bool(widget.winfo_ismapped())
+        and widget.winfo_height() >= widget.winfo_reqheight()
+        and bottom <= top.winfo_rooty() + top.winfo_height()
+        and right <= top.winfo_rootx() + top.winfo_width()
+    )
+
+
+def last_line_visible(who: Person) -> bool:
+    text = who.app.pane.text
+    return text.bbox("incoming -1 line") is not None and who.app.pane.at_bottom()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_input_send_and_status_stay_visible_in_small_windows(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person], size: str
+) -> None:
+    server = make_server(rate_limit=0)
+    fill_history(server.port, 150)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "online", (alice,))
+    wait_until(root, lambda: "history 149" in alice.shown, "history", (alice,))
+    set_size(alice, size)
+    view = alice.app.chat_view
+    for widget in (view.input, view.send_button, view.status):
+        assert fully_shown(widget), (size, widget, widget.winfo_height(), widget.winfo_reqheight())
+    assert view.pane.winfo_height() > 60, "the pane shrank but still shows some lines"
+    assert last_line_visible(alice), "the newest line is on screen"
+    screenshot(alice.top, OUTPUT / f"tkchat-{size}-light.png")
+
+
+def test_the_minimum_size_is_enforced(root: tk.Tk, person: Callable[[str], Person]) -> None:
+    alice = person("alice")
+    alice.top.geometry("300x200")
+    for _ in range(5):
+        root.update()
+    assert alice.top.winfo_width() >= 560
+    assert alice.top.winfo_height() >= 380
+    assert tuple(int(v) for v in alice.top.minsize()) == (560, 380)
+
+
+def test_joining_and_reconnecting_show_the_newest_line(
+    root: tk.Tk,
+    make_server: Callable[..., ChatServer],
+    person: Callable[[str], Person],
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "history.sqlite3")
+    server = make_server(rate_limit=0, db=db, history_size=150)
+    fill_history(server.port, 150)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, lambda: "history 149" in alice.shown, "history", (alice,))
+    for _ in range(3):
+        root.update()
+    assert "history 0 " in alice.shown, "all 150 history lines are in the pane"
+    assert last_line_visible(alice), "joining shows the newest line"
+    assert not alice.app.pane.new_button.winfo_ismapped()
+    # The server goes and comes back with more history: the newest line again.
+    port = server.port
+    server.stop()
+    wait_until(root, lambda: alice.state is not alice.state.ONLINE, "offline", (alice,))
+    second = make_server(rate_limit=0, db=db, history_size=150, port=port)
+    fill_history(second.port, 40, "while away")
+    wait_until(root, lambda: "while away 39" in alice.shown, "new history", (alice,))
+    for _ in range(3):
+        root.update()
+    assert last_line_visible(alice), "reconnecting shows the newest line"
+
+
+def test_at_the_bottom_before_a_resize_means_at_the_bottom_after(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    server = make_server(rate_limit=0)
+    fill_history(server.port, 100)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, lambda: "history 99" in alice.shown, "history", (alice,))
+    for size in ("1200x700", "600x400", "1100x500", "560x380"):
+        set_size(alice, size)
+        assert last_line_visible(alice), f"still at the bottom at {size}"
+        alice.say(f"typed at {size}")
+        wait_until(root, lambda: not alice.app.session.pending, "the echo", (alice,))
+        for _ in range(3):
+            root.update()
+        assert last_line_visible(alice), f"own line visible at {size}"
+        assert not alice.app.pane.new_button.winfo_ismapped()
+    fill_history(server.port, 3, "after the resizes")
+    wait_until(root, lambda: "after the resizes 2" in alice.shown, "more", (alice,))
+    for _ in range(3):
+        root.update()
+    assert last_line_visible(alice), "others' next lines are visible too"
+    assert not alice.app.pane.new_button.winfo_ismapped()
+
+
+def test_new_messages_goes_to_the_first_unread_line_then_the_end(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    server = make_server(rate_limit=0)
+    fill_history(server.port, 100)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, lambda: "history 99" in alice.shown, "history", (alice,))
+    set_size(alice, "980x560")
+    pane = alice.app.pane
+    pane.text.focus_force()
+    for _ in range(3):  # a person pages up to read older lines
+        pane.text.event_generate("<KeyPress>", keysym="Prior")
+        root.update()
+    assert not pane.at_bottom()
+    top = pane.text.index("@0,0")
+    fill_history(server.port, 60, "unread")
+    wait_until(root, lambda: "unread 59" in alice.shown, "unread lines", (alice,))
+    root.update()
+    assert pane.text.index("@0,0") == top, "the view stayed where the person was reading"
+    assert pane.new_button.winfo_ismapped()
+    pane.new_button.invoke()
+    root.update()
+    first = pane.text.get("@0,0 linestart", "@0,0 +1 line lineend")
+    # carol's join came first, then her first line.
+    assert "carol joined the chat" in first and "unread 0 " in first, first
+    assert not pane.at_bottom()
+    assert pane.new_button.winfo_ismapped(), "the button stays for the rest"
+    pane.new_button.invoke()
+    root.update()
+    assert last_line_visible(alice), "the second press goes to the end"
+    assert not pane.new_button.winfo_ismapped()
