@@ -22,11 +22,12 @@ from tkinter import font as tkfont
 from tkinter import messagebox, ttk
 
 from common.message import Message
-from gui import commands, theme
+from gui import commands, outbox, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.question import ask
 from gui.session import Backoff, Pending, Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 
@@ -208,6 +209,7 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
         self.session.connect(host, port, name)
+        self.session.restore_pending(outbox.take(self.config_dir, host, port, name))
 
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
@@ -224,6 +226,9 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
         self.session.connect(hosted.connect_host, hosted.port, name)
+        self.session.restore_pending(
+            outbox.take(self.config_dir, hosted.connect_host, hosted.port, name)
+        )
 
     def start_local_server(self) -> HostedServer | None:
         """For ``--host-local``: the embedded server, before anyone logs in."""
@@ -473,8 +478,61 @@ class ChatApp:
         self.settings.save(self.config_dir)
 
     def quit(self) -> None:
+        """Ctrl+Q, File > Quit, /quit and the window's close box: ask first if closing would
+        end a chat others are in or drop unsent messages."""
+        if self._closed or not self.confirm_close():
+            return
         self.close()
         self.window.destroy()
+
+    def confirm_close(self) -> bool:
+        """True when the window may close; keeps unsent messages if the person says so."""
+        others = self.hosted_others()
+        if others:
+            people = len(others) + 1
+            shown = ", ".join(others[:5]) + (" and others" if len(others) > 5 else "")
+            text = (
+                f"{people} people are in this chat; closing ends it. "
+                f"{shown} will be disconnected, and the chat is gone until someone hosts "
+                "it again."
+            )
+            choice = ask(
+                self.window, "Close the chat?", text, ["Close the chat", "Cancel"], "Cancel"
+            )
+            if choice != "Close the chat":
+                return False
+        waiting = list(self.session.pending.values())
+        if waiting:
+            session = self.session
+            count = len(waiting)
+            what = f"{count} message{'s' if count > 1 else ''} you typed"
+            text = (
+                f"{what} {'are' if count > 1 else 'is'} not sent yet. Keep "
+                f"{'them' if count > 1 else 'it'} and send {'them' if count > 1 else 'it'} "
+                f"the next time you connect to {session.host}:{session.port} as "
+                f"{session.name}? If you discard {'them' if count > 1 else 'it'}, "
+                f"{'they are' if count > 1 else 'it is'} lost."
+            )
+            keep, discard = "Keep and quit", "Discard and quit"
+            choice = ask(self.window, "Unsent messages", text, [keep, discard, "Cancel"], keep)
+            if choice not in (keep, discard):
+                return False
+            if choice == keep:
+                outbox.keep(
+                    self.config_dir,
+                    session.host,
+                    session.port,
+                    session.name,
+                    [(p.nonce, p.text) for p in waiting],
+                )
+        return True
+
+    def hosted_others(self) -> list[str]:
+        """Who else is in the chat this window hosts (empty when it hosts none)."""
+        if self.hosted is None:
+            return []
+        own = self.session.name.lower()
+        return [n for n in self.hosted.server.room.names() if n.lower() != own]
 
 
 def _ignore_event(action: Callable[[], None]) -> Callable[[tk.Event[tk.Misc]], str]:

@@ -185,6 +185,17 @@ class Session:
             self._transmit(pending)
         return pending
 
+    def restore_pending(self, messages: list[tuple[str, str]]) -> None:
+        """Messages kept from an earlier run (nonce, text): shown as pending, and sent with
+        their own nonces once online, so one the server already stored is not stored twice."""
+        for nonce, text in messages:
+            if nonce not in self.pending and 0 < len(text) <= MAX_MESSAGE_CHARS:
+                pending = Pending(nonce, text)
+                self.pending[nonce] = pending
+                self.listener.show_pending(pending)
+        if self.state is State.ONLINE and not self._expect_history:
+            self._resend_pending()
+
     def request_names(self) -> None:
         if self._client is not None and self.state is State.ONLINE:
             self._client.request_names()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui.app import ChatApp
+from gui.question import Question
 from gui.hosting import HostConfig
 from gui.session import Backoff, State
 
@@ -155,3 +156,20 @@ def online_pair(root: tk.Tk, port: int, person: Callable[[str], Person]) -> tupl
     wait_until(root, online(alice, bob), "both online", (alice, bob))
     wait_until(root, lambda: len(alice.app.session.users) == 2, "alice sees bob", (alice, bob))
     return alice, bob
+
+
+def answer_next_question(root: tk.Tk, choice: str, seen: list[str]) -> None:
+    """When the app next asks (a modal ``Question``), note its text in ``seen`` and press
+    the button labelled ``choice``.  Polls from the Tk loop the question itself runs."""
+    deadline = time.monotonic() + WAIT_SECONDS
+
+    def press() -> None:
+        question = Question.current
+        if question is None or not question.winfo_ismapped():
+            if time.monotonic() < deadline:
+                root.after(10, press)
+            return
+        seen.append(str(question.label.cget("text")))
+        question.buttons[choice].invoke()
+
+    root.after(10, press)
