@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gui.app import ChatApp  # noqa: E402
-from gui.hosting import HostConfig  # noqa: E402
-from gui.session import State  # noqa: E402
-from server.app import ChatServer  # noqa: E402
-from server.config import ServerConfig  # noqa: E402
-from tests.wire import WireClient  # noqa: E402
+from gui.app import ChatApp
+from gui.hosting import HostConfig
+from gui.session import State
+from server.app import ChatServer
+from server.config import ServerConfig
+from tests.wire import WireClient
 
 
 def pump_until(root: tk.Tk, condition: Callable[[], bool], seconds: float = 10.0) -> None:
@@ -100,9 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for case in ("online", "hosting", "hosting-tk", "waiting"):
             times = [one_round(root, case, Path(tmp) / case) for _ in range(args.rounds)]
-            print(
-                f"{case:<10} {statistics.median(times) * 1000:>10.0f} {max(times) * 1000:>8.0f}"
-            )
+            print(f"{case:<10} {statistics.median(times) * 1000:>10.0f} {max(times) * 1000:>8.0f}")
     root.destroy()
 
 

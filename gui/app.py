@@ -14,6 +14,7 @@ owns its own ``Toplevel`` (or the root) and nothing global except the ttk theme.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -74,6 +75,7 @@ class ChatApp:
         self._last_state = State.DISCONNECTED
         self._status = ""
         self._status_dirty = False
+        self._countdown = -1  # the seconds shown in "Reconnecting in N s"
         self._was_lost = False
         self.theme_in_use = theme.apply(window, self.settings.theme)
         family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
@@ -86,7 +88,13 @@ class ChatApp:
         self.frame = ttk.Frame(window)
         self.frame.pack(fill="both", expand=True)
         self.connect_view = ConnectView(self.frame, self.connect, self.host_and_join)
-        self.chat_view = ChatView(self.frame, self.text_font, self.settings.scrollback, self.submit)
+        self.chat_view = ChatView(
+            self.frame,
+            self.text_font,
+            self.settings.scrollback,
+            self.submit,
+            on_reconnect=self.reconnect_now,
+        )
         self.pane = self.chat_view.pane
         self.session = Session(
             self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
@@ -108,6 +116,9 @@ class ChatApp:
         bar = tk.Menu(self.window, tearoff=False)
         file_menu = tk.Menu(bar, tearoff=False)
         file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
+        file_menu.add_command(
+            label="Reconnect now", underline=0, command=self.reconnect_now, state="disabled"
+        )
         file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
         file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
         file_menu.add_separator()
@@ -249,6 +260,10 @@ class ChatApp:
         self.show_connect()
         self.connect_view.host()
 
+    def reconnect_now(self) -> None:
+        """File > Reconnect now, and the button beside a "Reconnecting in ..." status."""
+        self.session.reconnect_now()
+
     def disconnect(self) -> None:
         self.session.logout()
         self.show_connect()
@@ -333,14 +348,25 @@ class ChatApp:
         self._title_dirty = True
 
     def _refresh_status(self) -> None:
-        """The status line: what the connection does, and how much is waiting to be sent."""
-        state = self.session.state
+        """The status line: what the connection does, when the next try is (counting down),
+        and how much is waiting to be sent."""
+        session = self.session
+        state = session.state
         kind = {State.ONLINE: "ok", State.WAITING: "problem", State.DISCONNECTED: "problem"}
         status = self._status
-        waiting = len(self.session.pending)
+        if state is State.WAITING and session.retry_at is not None:
+            left = max(0, math.ceil(session.retry_at - time.monotonic()))
+            self._countdown = left
+            # The first sentence only: the pane has the full reason (with its hints).
+            reason = session.lost_reason.split(". ")[0].rstrip(".")
+            status = f"Offline: {reason}. Reconnecting in {left} s (attempt {session.attempt})"
+        waiting = len(session.pending)
         if waiting and state is not State.ONLINE:
             status += f" · {waiting} message{'s' if waiting > 1 else ''} waiting to be sent"
-        self.chat_view.set_status(status, kind.get(state, "busy"))
+        self.chat_view.set_status(status, kind.get(state, "busy"), state is State.WAITING)
+        self.menus[1].entryconfigure(
+            "Reconnect now", state="normal" if state is State.WAITING else "disabled"
+        )
 
     def login_failed(self, reason: str) -> None:
         if self.on_chat_screen:
@@ -395,7 +421,7 @@ class ChatApp:
                 self._last_activity = now
             if self._title_dirty:
                 self._update_title()
-            if self._status_dirty:
+            if self._status_dirty or self._countdown_changed():
                 self._status_dirty = False
                 self._refresh_status()
             if more:
@@ -407,6 +433,13 @@ class ChatApp:
                 delay = BUSY_POLL_MS
         finally:
             self._schedule_pump(delay)
+
+    def _countdown_changed(self) -> bool:
+        """While waiting to reconnect: has the shown "Reconnecting in N s" gone stale?"""
+        retry_at = self.session.retry_at
+        if retry_at is None or self.session.state is not State.WAITING:
+            return False
+        return max(0, math.ceil(retry_at - time.monotonic())) != self._countdown
 
     def _schedule_pump(self, delay: int) -> None:
         if not self._closed:

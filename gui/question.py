@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tkinter as tk
+from collections.abc import Callable
 from tkinter import ttk
 from typing import ClassVar
 
@@ -45,7 +46,7 @@ class Question(tk.Toplevel):
                 row,
                 text=label,
                 style="Accent.TButton" if label == default else "TButton",
-                command=lambda chosen=label: self._choose(chosen),
+                command=self._chooser(label),
             )
             button.pack(side="left", padx=(8, 0))
             self.buttons[label] = button
@@ -53,6 +54,9 @@ class Question(tk.Toplevel):
         self.bind("<Return>", lambda _e: self._choose(default))
         self.bind("<Escape>", lambda _e: self._choose(None))
         self.protocol("WM_DELETE_WINDOW", lambda: self._choose(None))
+
+    def _chooser(self, answer: str) -> Callable[[], None]:
+        return lambda: self._choose(answer)
 
     def _choose(self, answer: str | None) -> None:
         self.answer = answer

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import queue
 import random
 import threading
@@ -151,6 +152,14 @@ class Session:
         self._seen_keys: set[tuple[str, str, str]] = set()
         self._seen_order: deque[tuple[str, str, str]] = deque()
         self._expect_history = False
+        # While WAITING: why the connection went, and when (time.monotonic) the next try is.
+        self.lost_reason = ""
+        self.retry_at: float | None = None
+
+    @property
+    def attempt(self) -> int:
+        """Reconnect attempts since the connection was lost (0 while online)."""
+        return self._attempt
 
     # ------------------------------------------------------------ user actions
     def connect(self, host: str, port: int, name: str) -> None:
@@ -196,6 +205,15 @@ class Session:
         if self.state is State.ONLINE and not self._expect_history:
             self._resend_pending()
 
+    def reconnect_now(self) -> bool:
+        """ "Reconnect now": while waiting to reconnect, try at once instead of at the timer.
+        False (nothing done) in any other state."""
+        if self.state is not State.WAITING:
+            return False
+        self._cancel_timer()
+        self._reconnect()
+        return True
+
     def request_names(self) -> None:
         if self._client is not None and self.state is State.ONLINE:
             self._client.request_names()
@@ -219,6 +237,7 @@ class Session:
     def close(self, wait_for_logout: bool = False) -> None:
         """End the connection and any retry; pending messages stay (they are shown)."""
         self._cancel_timer()
+        self.retry_at = None
         self._cancel_retry()
         self._generation += 1
         client, self._client = self._client, None
@@ -343,13 +362,17 @@ class Session:
             return
         delay = self.backoff.delay(self._attempt)
         self._attempt += 1
-        self._set_state(
-            State.WAITING, f"{reason}. Reconnecting in {delay:.1f} s (attempt {self._attempt})"
-        )
+        self.lost_reason = sentence(reason)
+        self.retry_at = time.monotonic() + delay
         self._start_timer(delay, self._reconnect)
+        self._set_state(
+            State.WAITING,
+            f"{self.lost_reason} Reconnecting in {math.ceil(delay)} s (attempt {self._attempt}).",
+        )
 
     def _reconnect(self) -> None:
         self._timer = None
+        self.retry_at = None
         if self.state is State.WAITING:
             self._open_connection()
 
@@ -513,6 +536,15 @@ class Session:
             except Exception:  # the widget may already be gone at shutdown
                 pass
             self._timer = None
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: capital first letter, one full stop (none after a "?")."""
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".?!" else text + "."
 
 
 def _close_after_logout(client: Client) -> None:

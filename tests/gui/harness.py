@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui.app import ChatApp
-from gui.question import Question
 from gui.hosting import HostConfig
+from gui.question import Question
 from gui.session import Backoff, State
 
 # Characters typed as key events; anything else is inserted the way an input method would.
