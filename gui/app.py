@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -23,14 +24,16 @@ from tkinter import font as tkfont
 from tkinter import messagebox, ttk
 
 from common.message import Message
+from common.protocol import MAX_MESSAGE_CHARS
 from gui import commands, outbox, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
 from gui.question import ask
-from gui.session import Backoff, Pending, Session, State
+from gui.session import Backoff, Pending, Session, State, split_text
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
+from server.config import default_db_path
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,14 @@ class ChatApp:
         self.frame = ttk.Frame(window)
         self.frame.pack(fill="both", expand=True)
         self.connect_view = ConnectView(self.frame, self.connect, self.host_and_join)
+        # Above the connect screen while still connected: the way back to the chat.
+        self.back_bar = ttk.Frame(self.frame, padding=(12, 8, 12, 0))
+        self.back_label = ttk.Label(self.back_bar, text="", wraplength=360)
+        self.back_button = ttk.Button(
+            self.back_bar, text="Back to the chat", style="Accent.TButton", command=self.show_chat
+        )
+        self.back_button.pack(side="right")
+        self.back_label.pack(side="left", fill="x", expand=True)
         self.chat_view = ChatView(
             self.frame,
             self.text_font,
@@ -163,6 +174,7 @@ class ChatApp:
             "<Control-KP_Subtract>": lambda: self.change_font(-1),
             "<Control-Key-0>": lambda: self.change_font(0),
             "<Control-q>": self.quit,
+            "<Escape>": self._escape,
         }
         for sequence, action in bindings.items():
             window.bind(sequence, _ignore_event(action), add=True)
@@ -187,15 +199,30 @@ class ChatApp:
     def show_connect(self) -> None:
         self.chat_view.pack_forget()
         self.connect_view.pack(fill="both", expand=True)
+        session = self.session
+        if session.state is not State.DISCONNECTED and session.name:
+            self.back_label.configure(
+                text=f"You are still in the chat at {session.host}:{session.port} as "
+                f"{session.name}. Connecting elsewhere leaves it."
+            )
+            self.back_bar.pack(side="top", fill="x", before=self.connect_view)
+        else:
+            self.back_bar.pack_forget()
         self.connect_view.set_busy(self.session.state in (State.CONNECTING, State.LOGGING_IN))
         self._focus(self.connect_view.focus_first_empty)
         self._title_dirty = True
 
     def show_chat(self) -> None:
         self.connect_view.pack_forget()
+        self.back_bar.pack_forget()
         self.chat_view.pack(fill="both", expand=True)
         self._focus(self.chat_view.input.focus_set)
         self._title_dirty = True
+
+    def _escape(self) -> None:
+        """Escape on the connect screen goes back to a chat that is still going on."""
+        if self.back_bar.winfo_manager():
+            self.show_chat()
 
     def _focus(self, give_focus: Callable[[], None]) -> None:
         """Move the keyboard focus now if this window has it, else when it comes back: in
@@ -224,14 +251,10 @@ class ChatApp:
 
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
-        if self.hosted is None:
-            try:
-                self.hosted = HostedServer(self.host_config)
-            except Exception as exc:  # a port we cannot bind, an unreadable history file
-                log.warning("cannot host a chat: %s", exc)
-                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
-                return
+        if self._start_hosting() is None:
+            return
         hosted = self.hosted
+        assert hosted is not None
         self.pane.clear()
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
@@ -243,17 +266,30 @@ class ChatApp:
 
     def start_local_server(self) -> HostedServer | None:
         """For ``--host-local``: the embedded server, before anyone logs in."""
-        if self.hosted is None:
-            try:
-                self.hosted = HostedServer(self.host_config)
-            except Exception as exc:
-                log.warning("cannot host a chat: %s", exc)
-                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
-                return None
+        if self._start_hosting() is None:
+            return None
+        assert self.hosted is not None
         self.connect_view.fill(self.hosted.connect_host, self.hosted.port, self.settings.username)
         self.connect_view.set_busy(
             False, f"A chat server is running here; others join at {self.hosted.share_address()}."
         )
+        return self.hosted
+
+    def _start_hosting(self) -> HostedServer | None:
+        """The embedded server, started once; on failure the connect screen says why."""
+        if self.hosted is None:
+            try:
+                self.hosted = HostedServer(self.host_config)
+            except OSError as exc:  # a port we cannot bind, a folder we cannot write
+                log.warning("cannot host a chat: %s", exc)
+                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
+            except Exception as exc:  # sqlite3.DatabaseError: "file is not a database"
+                db = self.host_config.db or str(default_db_path())
+                log.warning("cannot host a chat with history file %s: %s", db, exc)
+                self.connect_view.show_error(
+                    f"Cannot start a chat server here: the history file {db} cannot be "
+                    f"read ({exc}). Move it away to start with an empty history."
+                )
         return self.hosted
 
     def _host_from_menu(self) -> None:
@@ -274,6 +310,8 @@ class ChatApp:
         if isinstance(parsed, str):
             if not parsed.strip():
                 return False
+            if len(parsed) > MAX_MESSAGE_CHARS:
+                return self._send_in_parts(parsed)
             return self.session.send(parsed) is not None
         if not parsed.known:
             self.pane.add_info(
@@ -295,6 +333,31 @@ class ChatApp:
             self.window.after_idle(self.quit)
         self.pane.flush()
         return True
+
+    def _send_in_parts(self, text: str) -> bool:
+        """Too long for one message: offer to send it as several (True when sent)."""
+        parts = split_text(text)
+        send = f"Send as {len(parts)} messages"
+        choice = ask(
+            self.window,
+            "Long message",
+            f"This text has {len(text):,} characters; one message holds at most "
+            f"{MAX_MESSAGE_CHARS:,}. Send it as {len(parts)} messages, split at line breaks "
+            "or spaces? (Cancel keeps it in the box to shorten.)",
+            [send, "Cancel"],
+            send,
+        )
+        if choice != send:
+            return False
+        return all(self.session.send(part) is not None for part in parts)
+
+    def show_server_help(self, text: str) -> None:
+        """Help > Server help: the server's text as plain lines, not protocol notation."""
+        where = f"{self.session.host}:{self.session.port}"
+        self.pane.add_info(f"Help from the server at {where}:")
+        for line in readable_help(text):
+            self.pane.add_info("    " + line)
+        self.pane.flush()
 
     def show_command_help(self) -> None:
         for line in commands.help_lines():
@@ -566,6 +629,30 @@ class ChatApp:
             return []
         own = self.session.name.lower()
         return [n for n in self.hosted.server.room.names() if n.lower() != own]
+
+
+_JSON_OBJECT = re.compile(r"\s*\{[^{}]*\}")
+
+
+def readable_help(text: str) -> list[str]:
+    """A server's help text for a person: no JSON objects (how requests look on the wire is
+    TkChat's business, not the user's), no blank or duplicate spacing."""
+    lines = []
+    for raw in text.splitlines():
+        line = _JSON_OBJECT.sub("", raw).rstrip()
+        if "JSON" in line:  # a sentence about the wire format: say what it means for the user
+            kept = [part for part in re.split(r"(?<=\.)\s+", line) if "JSON" not in part]
+            if line.endswith(":"):
+                kept.append(
+                    "It answers these requests (TkChat sends them for you; "
+                    "Help > Commands lists what you type):"
+                )
+            line = " ".join(kept)
+        line = re.sub(r"\s+([,.:;])", r"\1", line)
+        line = re.sub(r"(\S)\s{2,}(\S)", r"\1 — \2", line.strip())
+        if line:
+            lines.append(line)
+    return lines or ["(the server sent no help text)"]
 
 
 def _ignore_event(action: Callable[[], None]) -> Callable[[tk.Event[tk.Misc]], str]:

@@ -112,6 +112,9 @@ class SessionListener(Protocol):
 
     def show_error(self, text: str) -> None: ...
 
+    def show_server_help(self, text: str) -> None:
+        """The answer to ``request_help`` (Help > Server help)."""
+
     def users_changed(self, users: list[str]) -> None: ...
 
 
@@ -152,6 +155,7 @@ class Session:
         self._seen_keys: set[tuple[str, str, str]] = set()
         self._seen_order: deque[tuple[str, str, str]] = deque()
         self._expect_history = False
+        self._help_asked = 0  # help requests not answered yet
         # While WAITING: why the connection went, and when (time.monotonic) the next try is.
         self.lost_reason = ""
         self.retry_at: float | None = None
@@ -175,6 +179,7 @@ class Session:
         self._seen_order.clear()
         self.pending.clear()
         self.users = []
+        self._help_asked = 0
         self._open_connection()
 
     def send(self, text: str) -> Pending | None:
@@ -222,6 +227,7 @@ class Session:
 
     def request_help(self) -> None:
         if self._client is not None and self.state in (State.ONLINE, State.LOGGING_IN):
+            self._help_asked += 1
             self._client.request_help()
         else:
             self.listener.show_error("not connected")
@@ -404,6 +410,9 @@ class Session:
         if info.event in (Event.JOIN, Event.LEAVE) and info.user:
             verb = "joined" if info.event == Event.JOIN else "left"
             self.listener.show_info(f"{info.user} {verb} the chat")
+        elif self._help_asked and info.event is None and info.users is None:
+            self._help_asked -= 1
+            self.listener.show_server_help(info.text)
         else:
             self.listener.show_info(info.text)
 
@@ -536,6 +545,25 @@ class Session:
             except Exception:  # the widget may already be gone at shutdown
                 pass
             self._timer = None
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """``text`` as messages of at most ``limit`` characters, cut at a line break if there
+    is one in the second half of a piece, else at a space, else anywhere."""
+    parts: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = window.rfind("\n", limit // 2)
+        if cut < 0:
+            cut = window.rfind(" ", limit // 2)
+        if cut < 0:
+            cut = limit
+        part, text = text[:cut].rstrip(), text[cut:].lstrip("\n ")
+        if part:
+            parts.append(part)
+    if text.strip():
+        parts.append(text.rstrip())
+    return parts
 
 
 def sentence(text: str) -> str:
