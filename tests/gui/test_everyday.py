@@ -91,17 +91,17 @@ def test_file_connect_while_online_has_a_way_back(
     file_menu.invoke(_menu_index(file_menu, "Connect…"))
     root.update()
     app = alice.app
-    assert not app.on_chat_screen
+    assert not app.chat_view.winfo_ismapped()
     assert app.back_button.winfo_ismapped()
     assert f"still in the chat at 127.0.0.1:{server.port} as alice" in str(
         app.back_label.cget("text")
     )
     app.back_button.invoke()
     root.update()
-    assert app.on_chat_screen and alice.state is State.ONLINE
+    assert app.chat_view.winfo_ismapped() and alice.state is State.ONLINE
     file_menu.invoke(_menu_index(file_menu, "Connect…"))
     alice.press(app.connect_view.name_entry, "Escape")
-    assert app.on_chat_screen, "Escape goes back too"
+    assert app.chat_view.winfo_ismapped(), "Escape goes back too"
     app.disconnect()
     root.update()
     assert not app.back_button.winfo_ismapped(), "no chat to go back to"
