@@ -30,6 +30,7 @@ from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.notify import Notifier
 from gui.question import ask
 from gui.session import Backoff, Pending, Session, State, split_text
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
@@ -111,6 +112,8 @@ class ChatApp:
             self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
         )
         self.theme_var = tk.StringVar(window, value=self.settings.theme)
+        self.notify_var = tk.BooleanVar(window, value=self.settings.notifications)
+        self.notifier = Notifier()
         self._build_menu()
         self._bind_keys()
         self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
@@ -142,6 +145,12 @@ class ChatApp:
                 variable=self.theme_var,
                 command=lambda: self.set_theme(self.theme_var.get()),
             )
+        view_menu.add_separator()
+        view_menu.add_checkbutton(
+            label="Desktop notifications",
+            variable=self.notify_var,
+            command=lambda: self.set_notifications(self.notify_var.get()),
+        )
         view_menu.add_separator()
         view_menu.add_command(
             label="Larger text", accelerator="Ctrl++", command=lambda: self.change_font(1)
@@ -370,6 +379,12 @@ class ChatApp:
         self.theme_in_use = theme.apply(self.window, choice)
         self.settings.save(self.config_dir)
 
+    def set_notifications(self, on: bool) -> None:
+        """View > Desktop notifications (the bell and the title count stay either way)."""
+        self.settings.notifications = on
+        self.notify_var.set(on)
+        self.settings.save(self.config_dir)
+
     def change_font(self, step: int) -> None:
         size = Settings().font_size if step == 0 else self.settings.font_size + step
         size = max(MIN_FONT_SIZE, min(MAX_FONT_SIZE, size))
@@ -459,6 +474,8 @@ class ChatApp:
             self.unread += 1
             self._title_dirty = True
             self._ring(loud=mention)
+            if mention and self.settings.notifications:
+                self.notifier.notify(f"{message.user} mentioned you", message.text)
 
     def show_pending(self, pending: Pending) -> None:
         self.pane.add_pending(pending.nonce, pending.text)
@@ -568,6 +585,7 @@ class ChatApp:
             except tk.TclError:
                 pass
         self.session.logout()
+        self.notifier.close()
         if self.hosted is not None:
             self.hosted.stop(wait=True)
             self.hosted = None
