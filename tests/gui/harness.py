@@ -158,18 +158,30 @@ def online_pair(root: tk.Tk, port: int, person: Callable[[str], Person]) -> tupl
     return alice, bob
 
 
-def answer_next_question(root: tk.Tk, choice: str, seen: list[str]) -> None:
-    """When the app next asks (a modal ``Question``), note its text in ``seen`` and press
-    the button labelled ``choice``.  Polls from the Tk loop the question itself runs."""
+def answer_next_question(
+    root: tk.Tk, choice: str, seen: list[str], shot: Path | None = None
+) -> Callable[[], None]:
+    """When the app next asks (a modal ``Question``), note its text in ``seen`` (and take a
+    screenshot of it to ``shot``), then press the button labelled ``choice``.  Polls from the
+    Tk loop the question itself runs.  Returns a function that stops waiting (for a test
+    that expects no question)."""
     deadline = time.monotonic() + WAIT_SECONDS
+    timer = ""
 
     def press() -> None:
+        nonlocal timer
         question = Question.current
         if question is None or not question.winfo_ismapped():
             if time.monotonic() < deadline:
-                root.after(10, press)
+                timer = root.after(10, press)
             return
         seen.append(str(question.label.cget("text")))
+        if shot is not None:
+            screenshot(question, shot)
         question.buttons[choice].invoke()
 
-    root.after(10, press)
+    def stop() -> None:
+        root.after_cancel(timer)
+
+    timer = root.after(10, press)
+    return stop

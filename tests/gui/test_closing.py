@@ -10,7 +10,10 @@ from pathlib import Path
 from gui import outbox
 from gui.session import State
 from server.app import ChatServer
+from tests.conftest import ROOT
 from tests.gui.harness import Person, answer_next_question, online, wait_until
+
+OUTPUT = ROOT / "test-output"
 
 
 def _offline_with_unsent(
@@ -37,7 +40,7 @@ def test_quitting_with_unsent_messages_asks_and_keeps_them_for_next_time(
     db = str(tmp_path / "history.sqlite3")
     alice, port = _offline_with_unsent(root, make_server, person, db)
     seen: list[str] = []
-    answer_next_question(root, "Cancel", seen)
+    answer_next_question(root, "Cancel", seen, OUTPUT / "tkchat-quit-unsent.png")
     alice.app.quit()
     assert seen and "2 messages you typed are not sent yet" in seen[0], seen
     assert f"127.0.0.1:{port} as alice" in seen[0]
@@ -87,7 +90,7 @@ def test_closing_a_hosted_chat_others_are_in_asks_first(
     carol.log_in(hosted.port)
     wait_until(root, online(bob, carol), "guests online", (alice, bob, carol))
     seen: list[str] = []
-    answer_next_question(root, "Cancel", seen)
+    answer_next_question(root, "Cancel", seen, OUTPUT / "tkchat-quit-hosting.png")
     alice.app.quit()
     assert seen == [
         "3 people are in this chat; closing ends it. bob, carol will be disconnected, and "
@@ -107,7 +110,8 @@ def test_closing_with_nothing_to_lose_does_not_ask(
     alice.app.host_and_join("alice")
     wait_until(root, online(alice), "hosting alone", (alice,))
     seen: list[str] = []
-    answer_next_question(root, "Cancel", seen)  # if it asked, Cancel would keep the window
+    stop = answer_next_question(root, "Cancel", seen)  # if it asked, Cancel keeps the window
     alice.app.quit()
+    stop()
     assert seen == []
     assert not alice.top.winfo_exists()

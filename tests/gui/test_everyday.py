@@ -12,7 +12,15 @@ from common.protocol import MAX_MESSAGE_CHARS
 from gui.input_box import MAX_LINES
 from gui.session import State, split_text
 from server.app import ChatServer
-from tests.gui.harness import Person, answer_next_question, online, online_pair, wait_until
+from tests.conftest import ROOT
+from tests.gui.harness import (
+    Person,
+    answer_next_question,
+    online,
+    online_pair,
+    screenshot,
+    wait_until,
+)
 
 
 def _menu_index(menu: tk.Menu, label: str) -> int:
@@ -96,6 +104,8 @@ def test_file_connect_while_online_has_a_way_back(
     assert f"still in the chat at 127.0.0.1:{server.port} as alice" in str(
         app.back_label.cget("text")
     )
+    alice.top.geometry("560x380")
+    screenshot(alice.top, ROOT / "test-output" / "tkchat-connect-while-online-560x380.png")
     app.back_button.invoke()
     root.update()
     assert app.chat_view.winfo_ismapped() and alice.state is State.ONLINE

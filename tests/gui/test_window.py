@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gui import theme
 from server.app import ChatServer
 from tests.conftest import ROOT
 from tests.gui.harness import Person, online, screenshot, wait_until
@@ -80,7 +81,6 @@ def test_input_send_and_status_stay_visible_in_small_windows(
         assert fully_shown(widget), (size, widget, widget.winfo_height(), widget.winfo_reqheight())
     assert view.pane.winfo_height() > 60, "the pane shrank but still shows some lines"
     assert last_line_visible(alice), "the newest line is on screen"
-    screenshot(alice.top, OUTPUT / f"tkchat-{size}-light.png")
 
 
 def test_the_minimum_size_is_enforced(root: tk.Tk, person: Callable[[str], Person]) -> None:
@@ -179,3 +179,48 @@ def test_new_messages_goes_to_the_first_unread_line_then_the_end(
     root.update()
     assert last_line_visible(alice), "the second press goes to the end"
     assert not pane.new_button.winfo_ismapped()
+
+
+LINES = (
+    "Morning all. The build on main is green again: https://ci.example.org/run/{n}",
+    "alice, could you look at the release notes when you have a minute?",
+    "I pushed the fix for the reconnect bug; the status line now counts down.",
+    "Short one.",
+    "Lunch at 12:30? The place on the corner has a new menu and it is supposedly much "
+    "better than last time, or so the reviews say.",
+)
+
+
+def test_screenshots_both_themes_after_a_busy_join_and_resizes(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    """For a person to look at (test-output/): full size after joining 150 lines of history,
+    then each everyday size after a resize, in the light and the dark theme."""
+    server = make_server(rate_limit=0, history_size=150)
+    talkers = [WireClient(server.port) for _ in range(2)]
+    try:
+        for who, name in zip(talkers, ("carol", "dave"), strict=True):
+            who.login(name)
+        for n in range(150):  # one at a time, so that the two take turns as people do
+            talkers[n % 2].send("msg", LINES[n % len(LINES)].format(n=n))
+            for who in talkers:
+                who.expect("message")
+        alice = person("alice")
+        alice.log_in(server.port)
+        wait_until(root, lambda: "run/145" in alice.shown, "history", (alice,))
+        view = alice.app.chat_view
+        for name in ("light", "dark"):
+            alice.app.set_theme(name)
+            set_size(alice, "1280x990")
+            assert last_line_visible(alice)
+            screenshot(alice.top, OUTPUT / f"tkchat-full-{name}.png")
+            for size in SIZES:
+                set_size(alice, size)
+                for widget in (view.input, view.send_button, view.status):
+                    assert fully_shown(widget), (name, size, widget)
+                assert last_line_visible(alice), (name, size)
+                screenshot(alice.top, OUTPUT / f"tkchat-{size}-{name}.png")
+    finally:
+        for who in talkers:
+            who.close()
+        theme.apply(root, "light")
