@@ -31,7 +31,7 @@ from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
 from gui.notify import Notifier
-from gui.question import ask
+from gui.question import Question, ask
 from gui.session import Backoff, Pending, Session, State, split_text
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 from server.config import default_db_path
@@ -594,7 +594,9 @@ class ChatApp:
     def quit(self) -> None:
         """Ctrl+Q, File > Quit, /quit and the window's close box: ask first if closing would
         end a chat others are in or drop unsent messages."""
-        if self._closed or not self.confirm_close():
+        if self._closed or Question.current is not None:  # a second close click while asking
+            return
+        if not self.confirm_close():
             return
         self.close()
         self.window.destroy()
