@@ -44,7 +44,8 @@ class ChatView(ttk.Frame):
             bottom, text="Send", style="Accent.TButton", command=self.send_typed, takefocus=False
         )
         # Send first, on the right: a narrow window squeezes the input, never the button.
-        self.send_button.pack(side="right", fill="y", padx=(8, 0))
+        # It sits at the bottom, beside the line being typed, when the input grows.
+        self.send_button.pack(side="right", anchor="s", padx=(8, 0))
         self.input.pack(side="left", fill="both", expand=True)
         status_bar = ttk.Frame(self, padding=(10, 0, 10, 6))
         self.status_dot = ttk.Label(status_bar, text="●")

@@ -51,6 +51,7 @@ def test_the_input_box_grows_with_its_text_and_shrinks_after_sending(
         alice.type_into(box, f"more {n}", clear=False)
     root.update()
     assert int(box.cget("height")) == MAX_LINES, "it stops growing and scrolls"
+    screenshot(alice.top, ROOT / "test-output" / "tkchat-input-grown.png")
     assert box.bbox("insert") is not None, "the line being typed is in view"
     alice.press(box, "Return")
     wait_until(root, lambda: not alice.app.session.pending, "sent", (alice,))

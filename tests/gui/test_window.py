@@ -168,6 +168,7 @@ def test_new_messages_goes_to_the_first_unread_line_then_the_end(
     root.update()
     assert pane.text.index("@0,0") == top, "the view stayed where the person was reading"
     assert pane.new_button.winfo_ismapped()
+    screenshot(alice.top, OUTPUT / "tkchat-new-messages-980x560.png")
     pane.new_button.invoke()
     root.update()
     first = pane.text.get("@0,0 linestart", "@0,0 +1 line lineend")
