@@ -121,6 +121,7 @@ class MessagePane(ttk.Frame):
         self._new_shown = False
         self._following = True
         self._unread_marked = False  # the mark "unread" is at the first line not yet seen
+        self._unread_visited = False  # "New messages" went there once; next press: the end
         self._batch: list[str | tuple[str, ...]] = []
         self._settled: list[str] = []
         self._pending_tags: set[str] = set()
@@ -143,7 +144,13 @@ class MessagePane(ttk.Frame):
         for key in ("<Prior>", "<Next>", "<Home>", "<End>"):
             self.text.bind(key, self._scroll_key)
         # The Text's own bindings scroll after ours run: look once they are done.
-        for sequence in ("<MouseWheel>", "<Button-4>", "<Button-5>", "<ButtonRelease-1>"):
+        for sequence in (
+            "<MouseWheel>",
+            "<Button-4>",
+            "<Button-5>",
+            "<ButtonRelease-1>",
+            "<KeyRelease>",
+        ):
             self.text.bind(sequence, self._after_user_scroll, add=True)
         self.text.bind("<Configure>", self._resized, add=True)
 
@@ -335,7 +342,7 @@ class MessagePane(ttk.Frame):
         trim_at = int(limit * (1 + _TRIM_SLACK))
         path = str(self.text)
         following = self._following
-        if batch and not following and not self._unread_marked:
+        if batch and not following and not self._unread_marked and not self._unread_visited:
             self.text.mark_set("unread", "incoming")
             self.text.mark_gravity("unread", "left")
             self._unread_marked = True
@@ -392,6 +399,7 @@ class MessagePane(ttk.Frame):
         """ "New messages": the first unread line at the top, or the end if it is in view."""
         if self._unread_marked:
             self._unread_marked = False
+            self._unread_visited = True
             top = self.text.index("@0,0")
             if self.text.compare("unread", ">", top) and self.text.bbox("unread") is None:
                 self.text.yview("unread")
@@ -407,7 +415,7 @@ class MessagePane(ttk.Frame):
     def _set_following(self, following: bool) -> None:
         self._following = following
         if following:
-            self._unread_marked = False
+            self._unread_marked = self._unread_visited = False
             if self._new_shown:
                 self.new_button.place_forget()
                 self._new_shown = False

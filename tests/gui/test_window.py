@@ -176,6 +176,10 @@ def test_new_messages_goes_to_the_first_unread_line_then_the_end(
     assert "carol joined the chat" in first and "unread 0 " in first, first
     assert not pane.at_bottom()
     assert pane.new_button.winfo_ismapped(), "the button stays for the rest"
+    fill_history(server.port, 30, "later still")
+    wait_until(root, lambda: "later still 29" in alice.shown, "more lines", (alice,))
+    root.update()
+    assert "unread 0 " in pane.text.get("@0,0 linestart", "@0,0 +1 line lineend"), "stays put"
     pane.new_button.invoke()
     root.update()
     assert last_line_visible(alice), "the second press goes to the end"
