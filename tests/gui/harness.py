@@ -129,6 +129,33 @@ def wait_until(
         time.sleep(0.002)  # let the network threads run between pumps (no busy spin)
 
 
+def set_size(who: Person, size: str) -> None:
+    """Resize the window as a window manager would, and let Tk lay it out."""
+    who.top.geometry(size)
+    width, height = (int(v) for v in size.split("x"))
+    wait_until(
+        who.root,
+        lambda: (who.top.winfo_width(), who.top.winfo_height()) == (width, height),
+        f"the window at {size}",
+        (who,),
+    )
+    for _ in range(3):
+        who.root.update()
+
+
+def fully_shown(widget: tk.Misc) -> bool:
+    """Mapped, at least its natural height, and inside its window."""
+    top = widget.winfo_toplevel()
+    bottom = widget.winfo_rooty() + widget.winfo_height()
+    right = widget.winfo_rootx() + widget.winfo_width()
+    return (
+        bool(widget.winfo_ismapped())
+        and widget.winfo_height() >= widget.winfo_reqheight()
+        and bottom <= top.winfo_rooty() + top.winfo_height()
+        and right <= top.winfo_rootx() + top.winfo_width()
+    )
+
+
 def online(*people: Person) -> Callable[[], bool]:
     return lambda: all(p.state is State.ONLINE for p in people)
 

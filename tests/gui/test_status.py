@@ -11,8 +11,7 @@ from pathlib import Path
 from gui.session import Backoff, State
 from server.app import ChatServer
 from tests.conftest import ROOT
-from tests.gui.harness import Person, online, screenshot, wait_until
-from tests.gui.test_window import fully_shown, set_size
+from tests.gui.harness import Person, fully_shown, online, screenshot, set_size, wait_until
 
 OUTPUT = ROOT / "test-output"
 
@@ -61,6 +60,11 @@ def test_disconnected_status_fits_counts_down_and_reconnects_now(
         assert fully_shown(view.reconnect_button), size
         assert fully_shown(view.input), size
         screenshot(alice.top, OUTPUT / f"tkchat-reconnecting-{size}.png")
+    alice.app.set_theme("dark")
+    try:
+        screenshot(alice.top, OUTPUT / "tkchat-reconnecting-980x560-dark.png")
+    finally:
+        alice.app.set_theme("light")
     shown = status()
     wait_until(root, lambda: status() != shown, "the countdown to move", (alice,), timeout=3.0)
     assert menu.entrycget(reconnect_item, "state") == "normal"
