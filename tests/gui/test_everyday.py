@@ -143,3 +143,14 @@ def test_a_corrupt_history_file_is_named(root: tk.Tk, tmp_path: Path) -> None:
         assert "cannot be read" in alice.error
     finally:
         alice.close()
+
+
+def test_split_text_cuts_at_line_breaks_then_spaces_then_anywhere() -> None:
+    assert split_text("short") == ["short"]
+    assert split_text("x" * 10, limit=10) == ["x" * 10]
+    assert split_text("x" * 25, limit=10) == ["x" * 10, "x" * 10, "x" * 5], "no space: hard cut"
+    assert split_text("aaaa bbbb cccc dddd", limit=10) == ["aaaa bbbb", "cccc dddd"]
+    assert split_text("one two\nthree four five", limit=12) == ["one two", "three four", "five"]
+    text = "🎈" * 9000
+    parts = split_text(text)
+    assert "".join(parts) == text and all(len(p) <= MAX_MESSAGE_CHARS for p in parts)

@@ -202,3 +202,22 @@ def test_screenshots_both_themes_after_a_busy_join_and_resizes(
         for who in talkers:
             who.close()
         theme.apply(root, "light")
+
+
+def test_a_larger_text_size_keeps_the_newest_line_in_view(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    server = make_server(rate_limit=0)
+    fill_history(server.port, 100)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, lambda: "history 99" in alice.shown, "history", (alice,))
+    set_size(alice, "980x560")
+    assert last_line_visible(alice)
+    box = alice.app.chat_view.input
+    box.focus_force()
+    for key in ("<Control-equal>",) * 4 + ("<Control-minus>",) * 6:
+        box.event_generate(key)
+        for _ in range(3):
+            root.update()
+        assert last_line_visible(alice), key
