@@ -8,6 +8,8 @@ from typing import Any
 
 from common.timestamps import format_timestamp, now_utc
 
+GENERAL_ROOM = "general"  # every login is in it; a message without "room" belongs to it
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -15,6 +17,9 @@ class Message:
 
     ``id`` is ``None`` for messages from KTN servers that do not number them; ``nonce`` is the
     sender's own tag that makes resending after a reconnect safe (PROTOCOL.md, ``msg``).
+    ``room`` is the room it was said in (``None`` means ``general``, the only room a classic
+    server or client knows); ``to`` is the recipient of a direct message (then ``room`` is
+    ``None``).
     """
 
     text: str
@@ -22,6 +27,14 @@ class Message:
     timestamp: datetime = field(default_factory=now_utc)
     id: int | None = None
     nonce: str | None = None
+    room: str | None = None
+    to: str | None = None
+
+    def peer_of(self, viewer: str) -> str | None:
+        """For a direct message, the other person as seen by ``viewer`` (any case); else None."""
+        if self.to is None:
+            return None
+        return self.to if self.user.lower() == viewer.lower() else self.user
 
     def get_message(self) -> str:
         return self.text
@@ -44,6 +57,10 @@ class Message:
             obj["id"] = self.id
         if self.nonce is not None:
             obj["nonce"] = self.nonce
+        if self.room is not None and self.room != GENERAL_ROOM:
+            obj["room"] = self.room
+        if self.to is not None:
+            obj["to"] = self.to
         return obj
 
     @classmethod

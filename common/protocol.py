@@ -14,21 +14,31 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
-from common.message import Message
+from common.message import GENERAL_ROOM, Message
 from common.timestamps import format_timestamp, now_utc, parse_timestamp
 
 DEFAULT_PORT = 9998
 MAX_OBJECT_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4000
 MAX_NONCE_CHARS = 64
-CLASSIC_HISTORY_BYTES = 4096
+CLASSIC_HISTORY_BYTES = 1024  # one classic history object, encoded (PROTOCOL.md)
 SERVER_SENDER = "server"
 CLIENT_ID = "tkchat/1.0"
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
+ROOM_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}", re.ASCII)
+MAX_PAGE = 200  # messages in one ``history`` page answer
+MAX_SEARCH = 100  # search results in one answer
+DEFAULT_SEARCH = 50
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 256
+# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
+RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
+# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
+PING_AFTER_SECONDS = 60.0
 
 
 class ResponseType(Enum):
@@ -38,8 +48,11 @@ class ResponseType(Enum):
     HISTORY = "history"
 
 
-class ErrorCode:
-    """Error codes of PROTOCOL.md (the ``code`` key of an ``error`` response)."""
+class ErrorCode(StrEnum):
+    """Error codes of PROTOCOL.md (the ``code`` key of an ``error`` response).
+
+    A ``StrEnum``: a member is its wire string, so it compares equal to a code read off the
+    wire and encodes as itself."""
 
     BAD_REQUEST = "bad_request"
     TOO_LARGE = "too_large"
@@ -50,21 +63,55 @@ class ErrorCode:
     NOT_LOGGED_IN = "not_logged_in"
     UNKNOWN_REQUEST = "unknown_request"
     RATE_LIMITED = "rate_limited"
+    INVALID_ROOM = "invalid_room"
+    NOT_IN_ROOM = "not_in_room"
+    NO_SUCH_USER = "no_such_user"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    UNAVAILABLE = "unavailable"
     # Server-side refusals that close the connection (not in the KTN core table).
     SERVER_FULL = "server_full"
     LOGIN_TIMEOUT = "login_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
-class Event:
+class Event(StrEnum):
     """Values of the ``event`` key on ``info`` responses."""
 
     JOIN = "join"
     LEAVE = "leave"
     SHUTDOWN = "shutdown"
+    PONG = "pong"
+    JOINED = "joined"  # the answer to ``join``
+    PARTED = "parted"  # the answer to ``part``
+
+
+class AuthField(StrEnum):
+    """The ``field`` key of an ``auth_failed`` error: which password was wrong or missing."""
+
+    PASSWORD = "password"
+    SERVER_PASSWORD = "server_password"
 
 
 def is_valid_username(name: object) -> bool:
     return isinstance(name, str) and USERNAME_RE.fullmatch(name) is not None
+
+
+def room_name(name: object) -> str | None:
+    """The room a client means (PROTOCOL.md, Rooms: any case means its lower-case form), or
+    ``None`` when ``name`` is not a valid room name."""
+    if not isinstance(name, str):
+        return None
+    lowered = name.lower()
+    return lowered if ROOM_RE.fullmatch(lowered) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """One entry of a ``rooms`` answer."""
+
+    name: str
+    users: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +119,7 @@ class ErrorResponse:
     text: str
     code: str | None = None
     timestamp: datetime = field(default_factory=now_utc)
+    field: str | None = None  # auth_failed: which password (``AuthField``)
     kind: ClassVar[ResponseType] = ResponseType.ERROR
 
 
@@ -82,6 +130,8 @@ class InfoResponse:
     event: str | None = None
     user: str | None = None
     users: tuple[str, ...] | None = None
+    room: str | None = None  # join/leave/joined/parted of a room; None: general
+    rooms: tuple[RoomInfo, ...] | None = None  # the answer to ``rooms``
     kind: ClassVar[ResponseType] = ResponseType.INFO
 
 
@@ -98,6 +148,11 @@ class HistoryResponse:
     messages: tuple[Message, ...]
     text: str | None = None
     timestamp: datetime = field(default_factory=now_utc)
+    room: str | None = None  # whose history (join, paging, search in one room)
+    with_user: str | None = None  # paging of direct messages (``"with"``)
+    before: int | None = None  # a page answer: the id it was asked for
+    more: bool | None = None  # a page answer: whether older messages exist
+    search: str | None = None  # a search answer: the words searched for
     kind: ClassVar[ResponseType] = ResponseType.HISTORY
 
 
@@ -146,18 +201,24 @@ class MessageParser:
         return payload
 
     @classmethod
-    def error(cls, code: str, text: str) -> dict[str, Any]:
-        return cls.server_response(ResponseType.ERROR, text, code=code)
+    def error(cls, code: str, text: str, **extra: Any) -> dict[str, Any]:
+        return cls.server_response(ResponseType.ERROR, text, code=code, **extra)
 
     @classmethod
     def info(cls, text: str, **extra: Any) -> dict[str, Any]:
         return cls.server_response(ResponseType.INFO, text, **extra)
 
     @classmethod
-    def history(cls, messages: list[Message]) -> dict[str, Any]:
-        """A ``history`` response: each item the JSON *text* of a ``message`` object."""
+    def history(cls, messages: list[Message], **extra: Any) -> dict[str, Any]:
+        """A ``history`` response: each item the JSON *text* of a ``message`` object; ``extra``
+        keys (``room``, ``before``, ``more``, ``search``, ``with``) for the extensions."""
         items = [history_item(m) for m in messages]
-        return cls.server_response(ResponseType.HISTORY, items)
+        return cls.server_response(ResponseType.HISTORY, items, **extra)
+
+    @staticmethod
+    def rooms_list(rooms: list[RoomInfo]) -> list[dict[str, Any]]:
+        """The ``rooms`` key of a ``rooms`` answer."""
+        return [{"name": r.name, "users": r.users} for r in rooms]
 
     @classmethod
     def history_within(cls, messages: list[Message], max_bytes: int) -> dict[str, Any]:
@@ -172,6 +233,31 @@ class MessageParser:
             dropped += 1
         payload["content"] = items[dropped:]
         return payload
+
+    @classmethod
+    def history_chunks(cls, messages: list[Message], max_bytes: int) -> list[dict[str, Any]]:
+        """The history as several ``history`` responses, oldest first, each at most
+        ``max_bytes`` encoded (newline included); a message too long for that goes alone.
+
+        For classic KTN programs, which decode each ``recv(1024)`` as one object
+        (PROTOCOL.md, Classic clients).  No messages: one empty ``history``."""
+        moment = now_utc()
+        empty = len(cls.encode(cls.server_response(ResponseType.HISTORY, [], moment=moment)))
+        groups: list[list[str]] = []
+        size = max_bytes  # the size of the last group encoded; starts "full"
+        for message in messages:
+            item = history_item(message)
+            cost = len(json.dumps(item))  # the item as a JSON string inside the list
+            if groups and size + 2 + cost <= max_bytes:
+                groups[-1].append(item)
+                size += 2 + cost  # ", " before it
+            else:
+                groups.append([item])
+                size = empty + cost
+        return [
+            cls.server_response(ResponseType.HISTORY, items, moment=moment)
+            for items in groups or [[]]
+        ]
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -197,6 +283,7 @@ class MessageParser:
             text=_text(payload.get("content")),
             code=code if isinstance(code, str) else None,
             timestamp=_when(payload.get("timestamp")),
+            field=_str_or_none(payload.get("field")),
         )
 
     @classmethod
@@ -205,14 +292,14 @@ class MessageParser:
         users = _names(payload.get("users"))
         if users is None:
             users = _names_from_content(content)
-        event = payload.get("event")
-        user = payload.get("user")
         return InfoResponse(
             text=_text(content),
             timestamp=_when(payload.get("timestamp")),
-            event=event if isinstance(event, str) else None,
-            user=user if isinstance(user, str) else None,
+            event=_str_or_none(payload.get("event")),
+            user=_str_or_none(payload.get("user")),
             users=users,
+            room=_str_or_none(payload.get("room")),
+            rooms=_rooms(payload.get("rooms")),
         )
 
     @classmethod
@@ -223,10 +310,20 @@ class MessageParser:
     def parse_history(cls, payload: dict[str, Any]) -> HistoryResponse:
         content = payload.get("content")
         when = _when(payload.get("timestamp"))
+        before = payload.get("before")
+        more = payload.get("more")
+        keys: dict[str, Any] = {
+            "room": _str_or_none(payload.get("room")),
+            "with_user": _str_or_none(payload.get("with")),
+            "before": before if isinstance(before, int) and not isinstance(before, bool) else None,
+            "more": more if isinstance(more, bool) else None,
+            "search": _str_or_none(payload.get("search")),
+        }
         if isinstance(content, str):
-            return HistoryResponse(messages=(), text=content, timestamp=when)
+            return HistoryResponse(messages=(), text=content, timestamp=when, **keys)
         if not isinstance(content, list):
-            return HistoryResponse(messages=(), text=None if content is None else _text(content))
+            text = None if content is None else _text(content)
+            return HistoryResponse(messages=(), text=text, timestamp=when, **keys)
         messages: list[Message] = []
         for item in content:
             obj: object = item
@@ -240,7 +337,7 @@ class MessageParser:
                 messages.append(cls.message_from_object(obj))
             elif obj is not None:
                 messages.append(Message(text=_text(obj), user="", timestamp=when))
-        return HistoryResponse(messages=tuple(messages), timestamp=when)
+        return HistoryResponse(messages=tuple(messages), timestamp=when, **keys)
 
     @staticmethod
     def message_from_object(obj: dict[str, Any]) -> Message:
@@ -253,7 +350,32 @@ class MessageParser:
             timestamp=_when(obj.get("timestamp")),
             id=ident if isinstance(ident, int) and not isinstance(ident, bool) else None,
             nonce=nonce if isinstance(nonce, str) else None,
+            room=_room_or_none(obj.get("room")),
+            to=_str_or_none(obj.get("to")),
         )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _room_or_none(value: object) -> str | None:
+    """A message's room; ``general`` reads as ``None`` (the default), so both forms compare
+    equal on the client."""
+    room = _str_or_none(value)
+    return None if room == GENERAL_ROOM else room
+
+
+def _rooms(value: object) -> tuple[RoomInfo, ...] | None:
+    if not isinstance(value, list):
+        return None
+    rooms: list[RoomInfo] = []
+    for item in value:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            count = item.get("users")
+            users = count if isinstance(count, int) and not isinstance(count, bool) else 0
+            rooms.append(RoomInfo(item["name"], users))
+    return tuple(rooms)
 
 
 def _when(value: object) -> datetime:
