@@ -18,6 +18,7 @@ Run:  xvfb-run -a -s '-screen 0 1280x1024x24' .venv/bin/python bench/quit_bench.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,9 @@ def one_round(root: tk.Tk, case: str, config: Path) -> float:
             guest_app.window.destroy()
         if server is not None:
             server.stop()
+        # Closed windows' Tk variables and images: collect them here, on the Tk thread (a
+        # collection on a network thread would call into Tk from there).
+        gc.collect()
 
 
 def main() -> None:
