@@ -28,6 +28,7 @@ class Question(tk.Toplevel):
         self, parent: tk.Misc, title: str, text: str, choices: list[str], default: str
     ) -> None:
         super().__init__(parent)
+        self.withdraw()  # shown by ``wait`` once it has its place
         self.title(title)
         self.resizable(False, False)
         self.answer: str | None = None
@@ -55,6 +56,18 @@ class Question(tk.Toplevel):
         self.bind("<Escape>", lambda _e: self._choose(None))
         self.protocol("WM_DELETE_WINDOW", lambda: self._choose(None))
 
+    def _place_over_parent(self) -> None:
+        """Centred over the window it asks about (not wherever the window manager, or
+        none, would put a new window: the top-left corner of the screen)."""
+        self.update_idletasks()
+        top = self.master.winfo_toplevel()
+        width, height = self.winfo_reqwidth(), self.winfo_reqheight()
+        x = top.winfo_rootx() + max(0, (top.winfo_width() - width) // 2)
+        y = top.winfo_rooty() + max(0, (top.winfo_height() - height) // 3)
+        self.geometry(f"+{x}+{y}")
+        self.deiconify()
+        self.update_idletasks()
+
     def _chooser(self, answer: str) -> Callable[[], None]:
         return lambda: self._choose(answer)
 
@@ -66,7 +79,7 @@ class Question(tk.Toplevel):
         """Show the question and wait (the Tk loop keeps running) until it is answered."""
         Question.current = self
         try:
-            self.update_idletasks()
+            self._place_over_parent()
             try:
                 self.grab_set()
             except tk.TclError:  # not viewable yet under some window managers

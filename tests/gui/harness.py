@@ -186,12 +186,16 @@ def online_pair(root: tk.Tk, port: int, person: Callable[[str], Person]) -> tupl
 
 
 def answer_next_question(
-    root: tk.Tk, choice: str, seen: list[str], shot: Path | None = None
+    root: tk.Tk,
+    choice: str,
+    seen: list[str],
+    shot: Path | None = None,
+    where: list[tuple[int, int]] | None = None,
 ) -> Callable[[], None]:
-    """When the app next asks (a modal ``Question``), note its text in ``seen`` (and take a
-    screenshot of it to ``shot``), then press the button labelled ``choice``.  Polls from the
-    Tk loop the question itself runs.  Returns a function that stops waiting (for a test
-    that expects no question)."""
+    """When the app next asks (a modal ``Question``), note its text in ``seen`` (its place
+    on screen in ``where``, a screenshot of it in ``shot``), then press the button labelled
+    ``choice``.  Polls from the Tk loop the question itself runs.  Returns a function that
+    stops waiting (for a test that expects no question)."""
     deadline = time.monotonic() + WAIT_SECONDS
     timer = ""
 
@@ -203,6 +207,8 @@ def answer_next_question(
                 timer = root.after(10, press)
             return
         seen.append(str(question.label.cget("text")))
+        if where is not None:
+            where.append((question.winfo_rootx(), question.winfo_rooty()))
         if shot is not None:
             screenshot(question, shot)
         question.buttons[choice].invoke()

@@ -90,8 +90,13 @@ def test_closing_a_hosted_chat_others_are_in_asks_first(
     carol.log_in(hosted.port)
     wait_until(root, online(bob, carol), "guests online", (alice, bob, carol))
     seen: list[str] = []
-    answer_next_question(root, "Cancel", seen, OUTPUT / "tkchat-quit-hosting.png")
+    where: list[tuple[int, int]] = []
+    answer_next_question(root, "Cancel", seen, OUTPUT / "tkchat-quit-hosting.png", where)
     alice.app.quit()
+    top = alice.top
+    x, y = where[0]
+    assert top.winfo_rootx() < x < top.winfo_rootx() + top.winfo_width() // 2, "centred"
+    assert top.winfo_rooty() < y < top.winfo_rooty() + top.winfo_height() // 2
     assert seen == [
         "3 people are in this chat; closing ends it. bob, carol will be disconnected, and "
         "the chat is gone until someone hosts it again."
