@@ -169,7 +169,7 @@ def screenshot(window: tk.Misc, path: Path) -> None:
     window.update()
     top = window.winfo_toplevel()
     # The menu bar lives in Tk's wrapper window above the toplevel; winfo_y is its height.
-    menubar = top.winfo_y()
+    menubar = top.winfo_y() if str(top.cget("menu")) else 0
     x, y = top.winfo_rootx(), top.winfo_rooty() - menubar
     crop = f"{top.winfo_width()}x{top.winfo_height() + menubar}+{x}+{y}"
     subprocess.run([tool, "-window", "root", "-crop", crop, str(path)], check=True, timeout=20)
