@@ -5,9 +5,10 @@ Why: a window that lingers after Ctrl+Q feels broken, and a person may press it 
 Setup, all real: the real ``ChatApp`` in a Tk window under the current display.  Three cases,
 each repeated ``--rounds`` times:
 - **online**: logged in to an in-process ``ChatServer`` on 127.0.0.1 port 0;
-- **hosting**: hosting a chat itself (``HostedServer`` on 127.0.0.1 port 0), with a guest
-  connected from a raw socket;
-- **hosting-tk**: the same with a second ``ChatApp`` (in the same Tk root) as the guest;
+- **hosting**: hosting a chat itself (``HostedServer`` on 127.0.0.1 port 0, plaintext), with
+  a guest connected from a raw socket;
+- **hosting-tk**: hosting with TLS (as "Host a chat" does), a second ``ChatApp`` (in the same
+  Tk root) connected as the guest;
 - **waiting**: the server went away and the app waits to reconnect.
 The figure is the wall time of ``ChatApp.quit()`` (log out, stop a hosted server, save the
 settings, destroy the window), i.e. from Ctrl+Q to the window being gone.
@@ -48,7 +49,14 @@ def pump_until(root: tk.Tk, condition: Callable[[], bool], seconds: float = 10.0
 
 def one_round(root: tk.Tk, case: str, config: Path) -> float:
     top = tk.Toplevel(root)
-    app = ChatApp(top, config, host_config=HostConfig(bind="127.0.0.1", port=0, db=":memory:"))
+    host_config = HostConfig(
+        bind="127.0.0.1",
+        port=0,
+        db=":memory:",
+        tls=case == "hosting-tk",
+        cert_dir=str(config / "cert"),
+    )
+    app = ChatApp(top, config, host_config=host_config)
     server: ChatServer | None = None
     guest: WireClient | None = None
     guest_app: ChatApp | None = None
@@ -58,6 +66,7 @@ def one_round(root: tk.Tk, case: str, config: Path) -> float:
             pump_until(root, lambda: app.session.state is State.ONLINE)
             assert app.hosted is not None
             guest_app = ChatApp(tk.Toplevel(root), config / "guest")
+            guest_app.connect_view.tls_var.set(True)
             guest_app.connect("127.0.0.1", app.hosted.port, "guest")
             pump_until(root, lambda: len(app.session.users) == 2)
         elif case == "hosting":

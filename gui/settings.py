@@ -39,6 +39,11 @@ class Settings:
     font_size: int = 11
     scrollback: int = 5000  # messages kept in the pane; older ones are trimmed
     notifications: bool = True  # a desktop notification for a mention while away
+    # Whether "Remember passwords" is ticked; the passwords themselves are only ever in the
+    # OS keychain (gui/secrets.py), never in this file.
+    remember_passwords: bool = False
+    tls: bool = False  # the connect screen's "Use TLS"
+    ca_file: str = ""  # with TLS: a CA certificate to trust besides the system's
 
     @classmethod
     def load(cls, directory: Path) -> Settings:

@@ -20,6 +20,7 @@ import hmac
 import logging
 import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,16 +36,19 @@ from common.protocol import (
     MAX_PAGE,
     MAX_SEARCH,
     RESERVED_NAMES,
+    AuthField,
     ErrorCode,
     Event,
     MessageParser,
     is_valid_username,
     room_name,
 )
+from server.accounts import AccountsUnavailable, password_problem
 from server.limits import TokenBucket, address_key
-from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean
+from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
 from server.outbox import recv_within
 from server.room import NameTaken, Refused
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -55,9 +59,13 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  help           show this text
+  logout         log out and close the connection
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
+  register       {"request": "register", "password": P}: from now on logging in as this
+                 name needs P (8-256 characters); add "new_password" to change it
   help           show this text
   ping           check the connection (answered with a "pong" info)
   logout         log out and close the connection"""
@@ -106,7 +114,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
-        self.proven: bool = False  # logged in with the password of a registered name
+        # True once this connection proved a registered name with its password (login or
+        # register): only then may it read back what that name was sent privately.
+        self.proven: bool = False
+        self._closing = threading.Event()  # set by ``close``: ends a login delay early
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self.address = address_key(str(self.client_address[0]))  # what the limits count
         self.client: str | None = None  # the login's "client" string (None: classic)
@@ -122,6 +133,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
@@ -162,7 +175,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             else:
                 timeout = _IDLE_POLL_SECONDS
             try:
-                data = recv_within(sock, _RECV_BYTES, timeout)
+                if self.tls is None:
+                    data = recv_within(sock, _RECV_BYTES, timeout)
+                else:
+                    data = self.tls.recv(sock, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -191,6 +207,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
@@ -207,11 +225,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def close(self) -> None:
         """End this connection from another thread: the reader wakes up and ``finish`` runs."""
         self._open = False
+        self._closing.set()
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
@@ -219,8 +238,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
-        """The one way bytes for this connection enter its outbox."""
-        self.outbox.put(data)
+        """The one way bytes for this connection enter its outbox (on a TLS connection,
+        encrypted for it first: server/tls.py)."""
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -286,7 +309,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         happens, so a new request kind is limited without doing anything for it.
         """
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s -> %s", self.who, clean(payload))
+            log.debug("%s -> %s", self.who, clean(redacted(payload)))
         if not self._within_address_limit():
             return
         request = payload.get("request")
@@ -318,8 +341,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 "slow down: too many logins from your address; try again in a few seconds",
             )
             return
-        if not self._password_ok(payload.get("password")):
-            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
+        guard = self.server.login_guard
+        if guard.refused(self.client_address[0]):
+            self._too_many_attempts()
+            return
+        if not self._password_ok(payload.get("server_password")):
+            self._auth_failed(AuthField.SERVER_PASSWORD, content)
             return
         if not self.valid_username(content):
             reserved = isinstance(content, str) and content.lower() in RESERVED_NAMES
@@ -330,6 +357,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 else "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
             )
             return
+        # The password before the name's availability: without it nobody learns whether a
+        # registered user is online.
+        proven = False
+        if self.server.accounts.is_registered(content):
+            if not self.server.accounts.verify(content, payload.get("password")):
+                self._auth_failed(AuthField.PASSWORD, content)
+                return
+            proven = True
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -340,18 +375,73 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.outbox.gap = CLASSIC_GAP_SECONDS
         self.client = client
         self._name = content
+        self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
             self._name = None
+            self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         log.info(
-            "login %s (%s, %s)",
+            "login %s (%s, %s%s)",
             content,
             self.peer,
             "classic client" if client is None else clean(client, CLIENT_CHARS),
+            ", registered" if proven else "",
         )
+
+    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Register the logged-in name with ``password``, or change its password (the old one
+        as ``password``, the new one as ``new_password``)."""
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        password = payload.get("password")
+        new_password = payload.get("new_password")
+        accounts = self.server.accounts
+        registered = accounts.is_registered(name)
+        chosen = password if new_password is None else new_password
+        problem = password_problem(chosen)
+        if problem is not None:
+            key = "password" if new_password is None else "new_password"
+            self._error(ErrorCode.BAD_REQUEST, f'bad request: "{key}": {problem}')
+            return
+        if new_password is None and registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: the name {name} is registered already; to change its password "
+                'send the current one as "password" and the new one as "new_password"',
+            )
+            return
+        if new_password is not None:
+            if not registered:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f'bad request: the name {name} is not registered; send "password" alone '
+                    "to register it",
+                )
+                return
+            if not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
+        assert isinstance(chosen, str)
+        try:
+            accounts.set_password(name, chosen)
+        except AccountsUnavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE, "the server cannot store the password now; try again later"
+            )
+            return
+        self.proven = True
+        if new_password is None:
+            log.info("register %s (%s)", name, self.peer)
+            text = f"The name {name} is registered: logging in as {name} needs this password."
+        else:
+            log.info("password changed for %s (%s)", name, self.peer)
+            text = f"The password of {name} is changed."
+        self.send(MessageParser.info(text))
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
@@ -387,7 +477,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         assert content is not None
         to = payload.get("to")
         if to is not None:
-            if "room" in payload:
+            if payload.get("room") is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -489,7 +579,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         other = payload.get("with")
         try:
             if other is not None:
-                if "room" in payload:
+                if payload.get("room") is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -531,7 +621,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if limit is None:
             return
         room = None
-        if "room" in payload:
+        if payload.get("room") is not None:
             room = self._room_of(payload)
             if room is None:
                 return
@@ -587,8 +677,31 @@ class ClientHandler(socketserver.BaseRequestHandler):
         """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
         self.send(MessageParser.info("", event=Event.PONG))
 
+    def _auth_failed(self, field: AuthField, name: str) -> None:
+        """A wrong or missing password: answered late (``LoginGuard``), or with
+        ``too_many_attempts`` and a close once this address failed too often."""
+        verdict = self.server.login_guard.failed(self.client_address[0], name, field.value)
+        if verdict.refused:
+            self._too_many_attempts()
+            return
+        # Slept on this connection's own thread: no other client waits; ``close`` ends it.
+        self._closing.wait(verdict.delay)
+        if field is AuthField.SERVER_PASSWORD:
+            text = "this server needs a password: wrong or missing server password"
+        else:
+            text = f"the name {name} is registered: wrong or missing password"
+        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+
+    def _too_many_attempts(self) -> None:
+        self._error(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            "too many failed password logins from your address; try again in a few minutes",
+        )
+        self._open = False
+
     def _password_ok(self, given: object) -> bool:
-        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        """Constant-time check of ``server_password`` against the server-wide password
+        (none set: anyone may join)."""
         expected = self.server.config.password
         if expected is None:
             return True
@@ -619,8 +732,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         )
         return False
 
-    def _error(self, code: str, text: str) -> None:
-        self.send(MessageParser.error(code, text))
+    def _error(self, code: str, text: str, **extra: Any) -> None:
+        self.send(MessageParser.error(code, text, **extra))
 
     _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
         "login": parse_login,
@@ -634,6 +747,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "history": parse_history,
         "search": parse_search,
         "ping": parse_ping,
+        "register": parse_register,
     }
 
 

@@ -58,6 +58,17 @@ def clean(value: object, limit: int = PREVIEW_CHARS) -> str:
     return text + cut
 
 
+SECRET_KEYS = frozenset({"password", "server_password", "new_password"})
+
+
+def redacted(payload: dict[str, object]) -> dict[str, object]:
+    """A request as it may be logged: the values of password keys replaced (the DEBUG log of
+    each request must never show a password; tests/test_accounts.py reads it)."""
+    if SECRET_KEYS.isdisjoint(payload):
+        return payload
+    return {k: ("<hidden>" if k in SECRET_KEYS else v) for k, v in payload.items()}
+
+
 def escape_line(text: str) -> str:
     """``clean`` without the cut: for whole log messages."""
     return text.translate(_TABLE).encode("utf-8", "backslashreplace").decode("utf-8")
