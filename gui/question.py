@@ -27,7 +27,8 @@ class Question(tk.Toplevel):
     def __init__(
         self, parent: tk.Misc, title: str, text: str, choices: list[str], default: str
     ) -> None:
-        super().__init__(parent)
+        # A thin frame of its own: without window decorations it still stands out.
+        super().__init__(parent, borderwidth=1, relief="solid")
         self.withdraw()  # shown by ``wait`` once it has its place
         self.title(title)
         self.resizable(False, False)
