@@ -80,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--password", default=None, help="require this password on login (default: none)"
     )
     parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="cluster mode: keep the chat in Redis (redis://HOST:PORT/DB), so that several "
+        "servers serve one chat; needs the 'cluster' extra (default: SQLite, one process)",
+    )
+    parser.add_argument(
+        "--redis-lease",
+        type=float,
+        default=defaults.redis_lease,
+        help="cluster mode: seconds after which a dead server's names are freed "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -100,6 +114,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rate_burst=args.rate_burst,
         max_queue_bytes=args.max_queue_bytes,
         password=args.password,
+        redis=args.redis,
+        redis_lease=args.redis_lease,
     )
 
 
@@ -122,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             exc.strerror or exc,
         )
         return 2
-    except Exception as exc:  # e.g. an unreadable or locked database
-        log.error("cannot start: %s (history file %s)", exc, config.db)
+    except ImportError as exc:
+        log.error("cluster mode needs the redis package: pip install 'tkchat[cluster]' (%s)", exc)
+        return 2
+    except Exception as exc:  # e.g. an unreadable or locked database, or Redis unreachable
+        where = "Redis (cluster mode)" if config.redis else f"history file {config.db}"
+        log.error("cannot start: %s (%s)", exc, where)
         return 2
     stop = threading.Event()
 
@@ -134,14 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     where = "every interface" if config.host in ("", "0.0.0.0", "::") else config.host
-    log.info(
-        "TkChat server listening on %s:%d (%s); history in %s (%d messages stored)",
-        config.host,
-        server.port,
-        where,
-        config.db,
-        server.store.count(),
-    )
+    if config.redis:
+        stored = "history in Redis (cluster mode)"
+    else:
+        stored = f"history in {config.db} ({server.store.count()} messages stored)"
+    log.info("TkChat server listening on %s:%d (%s); %s", config.host, server.port, where, stored)
     server.start()
     while not stop.wait(0.5):
         pass

@@ -13,7 +13,7 @@ import logging
 import socketserver
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.protocol import ErrorCode, Event, MessageParser
 from server.config import ServerConfig
@@ -21,6 +21,9 @@ from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.outbox import Sender
 from server.room import LocalRoom
+
+if TYPE_CHECKING:
+    from server.cluster import ClusterRoom
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,15 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = HistoryStore(config.db)
-        self.room = LocalRoom(self.store, config.history_size)
+        # In cluster mode the history is in Redis; the store stays empty (``:memory:``).
+        self.store = HistoryStore(":memory:" if config.redis else config.db)
+        self.room: LocalRoom | ClusterRoom
+        if config.redis:
+            from server.cluster import ClusterRoom  # noqa: PLC0415 - only cluster mode loads redis
+
+            self.room = ClusterRoom(config.redis, config.history_size, config.redis_lease)
+        else:
+            self.room = LocalRoom(self.store, config.history_size)
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -51,7 +61,13 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.store.close()
             raise
         self.sender.start()
-        self.room.start()
+        try:
+            self.room.start()
+        except BaseException:
+            self.server_close()
+            self.sender.stop()
+            self.store.close()
+            raise
 
     @property
     def port(self) -> int:

@@ -31,3 +31,7 @@ class ServerConfig:
     max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
     password: str | None = None
     shutdown_flush_seconds: float = 2.0
+    # Cluster mode: a Redis URL (redis://HOST:PORT/DB) makes this process one node of a chat
+    # kept in Redis (server/cluster.py); None is the single process with SQLite.
+    redis: str | None = None
+    redis_lease: float = 5.0  # seconds a dead node's names stay taken

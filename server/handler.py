@@ -28,7 +28,7 @@ from common.protocol import (
     MessageParser,
     is_valid_username,
 )
-from server.room import NameTaken
+from server.room import NameTaken, Unavailable
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -247,6 +247,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
+        except Unavailable:
+            self._name = None
+            self._error(ErrorCode.UNAVAILABLE, "the chat store is unavailable; log in again later")
+            return
         log.info("login %s (%s, %s)", content, self.peer, client or "classic client")
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
@@ -286,7 +290,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 ErrorCode.RATE_LIMITED, "slow down: too many messages; this one was not sent"
             )
             return
-        self.server.room.post(name, self, content, nonce)
+        try:
+            self.server.room.post(name, self, content, nonce)
+        except Unavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE,
+                "the chat store is unavailable: your message was not stored; "
+                "send it again later (with the same nonce)",
+            )
 
     def parse_names(self, content: str | None, payload: dict[str, Any]) -> None:
         if self._name is None:

@@ -70,6 +70,11 @@ class NameTaken(Exception):
     """The name (in any case) belongs to someone logged in."""
 
 
+class Unavailable(Exception):
+    """The store cannot take the write now (in cluster mode: Redis cannot be reached); nothing
+    was stored, and the client is told ``unavailable``."""
+
+
 class Room(Protocol):
     def join(self, name: str, member: Member) -> None:
         """Register ``member`` as ``name``; ``member.welcome`` runs before anyone else hears of
