@@ -1,0 +1,430 @@
+"""Cluster mode (PROTOCOL.md, Cluster mode): several servers on one real ``redis-server``.
+
+Every test starts its own redis-server (AOF on, ``appendfsync always``) on a free port in a
+temp dir and stops it by pid.  Nodes are in-process ``ChatServer``s where nothing is done to
+them, and ``python -m server --redis`` subprocesses where a test kills or stops one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import ChatServer
+from tests.conftest import ServerProcess
+from tests.wire import WireClient
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="redis-server runs on POSIX only")
+
+LEASE = 1.5  # seconds: short, so that a dead node's names come free quickly
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A real redis-server with its AOF in ``folder``; ``kill`` is kill -9, ``start`` again
+    recovers from the AOF on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (.ci/run installs it)"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            assert self.proc.poll() is None, "redis-server exited at start"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def node(
+    redis_server: RedisServer, make_server: Callable[..., ChatServer]
+) -> Callable[..., ChatServer]:
+    """An in-process cluster node on the test's redis-server."""
+
+    def start(**overrides: object) -> ChatServer:
+        options: dict[str, object] = {"redis": redis_server.url, "rate_limit": 0}
+        options["redis_lease"] = LEASE
+        options.update(overrides)
+        return make_server(**options)
+
+    return start
+
+
+@pytest.fixture
+def node_process(
+    redis_server: RedisServer, server_process: Callable[..., ServerProcess]
+) -> Callable[..., ServerProcess]:
+    """A ``python -m server --redis`` node as a subprocess (to kill -9 or SIGSTOP)."""
+
+    def start(lease: float = LEASE) -> ServerProcess:
+        return server_process(
+            "--port",
+            "0",
+            "--db",
+            ":memory:",
+            "--redis",
+            redis_server.url,
+            "--redis-lease",
+            str(lease),
+            "--rate-limit",
+            "0",
+        )
+
+    return start
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[[int], WireClient]]:
+    opened: list[WireClient] = []
+
+    def open_client(port: int) -> WireClient:
+        client = WireClient(port)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def messages(client: WireClient, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The next ``count`` ``message`` objects (events skipped); fails on anything else."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        obj = client.recv(max(0.01, deadline - time.monotonic()))
+        if obj.get("response") == "info" and obj.get("event") in ("join", "leave"):
+            continue
+        assert obj.get("response") == "message", f"expected a message, got {obj}"
+        got.append(obj)
+    return got
+
+
+def login(client: WireClient, name: str) -> list[int]:
+    """Log in; the ids in the history answer."""
+    client.send("login", name, client="test/1.0")
+    client.expect("info")
+    history = client.expect("history")
+    return [json.loads(item)["id"] for item in history["content"]]
+
+
+def until_left(client: WireClient, names: set[str], timeout: float) -> None:
+    """Read until a leave event for each of ``names`` has come (anything else is skipped)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting:
+        obj = client.recv(max(0.01, deadline - time.monotonic()))
+        if obj.get("event") == "leave":
+            waiting.discard(obj.get("user", ""))
+
+
+# 1 ------------------------------------------------------------------------------------------
+def test_three_nodes_flooding_all_clients_see_one_gapless_sequence(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    nodes = [node(), node(), node()]
+    people = [clients(nodes[i % 3].port) for i in range(12)]
+    for i, person in enumerate(people):
+        login(person, f"user{i}")
+    per_person = 40
+    total = per_person * len(people)
+
+    def flood(index: int) -> None:
+        for k in range(per_person):
+            people[index].send("msg", f"m{index}-{k}", nonce=f"{index}-{k}")
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(people))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    seen = [messages(person, total) for person in people]
+    ids = [[m["id"] for m in got] for got in seen]
+    assert ids[0] == list(range(1, total + 1)), "gaps, duplicates or disorder"
+    for other in ids[1:]:
+        assert other == ids[0]
+    # Same contents for the same id everywhere, and every sent message exactly once.
+    assert all(got == seen[0] for got in seen[1:])
+    assert sorted(m["content"] for m in seen[0]) == sorted(
+        f"m{i}-{k}" for i in range(len(people)) for k in range(per_person)
+    )
+
+
+# 6 ------------------------------------------------------------------------------------------
+def _attempt(
+    go: threading.Barrier, client: WireClient, name: str, answers: dict[str, dict[str, Any]]
+) -> None:
+    go.wait(5)
+    client.send("login", name, client="test/1.0")
+    answers[name] = client.recv()
+
+
+def test_two_logins_racing_for_one_name_on_two_nodes_exactly_one_wins(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    for round_ in range(15):
+        a, b = clients(first.port), clients(second.port)
+        name = f"Racer{round_}"
+        answers: dict[str, dict[str, Any]] = {}
+        go = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=_attempt, args=(go, a, name, answers)),
+            threading.Thread(target=_attempt, args=(go, b, name.lower(), answers)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        kinds = sorted(answers[k]["response"] for k in (name, name.lower()))
+        assert kinds == ["error", "info"], answers
+        loser = next(v for v in answers.values() if v["response"] == "error")
+        assert loser["code"] == "name_taken"
+
+
+# 2 ------------------------------------------------------------------------------------------
+def test_login_during_a_flood_gets_every_message_once_from_history_or_live(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    sending, joining = node(), node(history_size=50)
+    flooders = [clients(sending.port) for _ in range(3)]
+    for i, flooder in enumerate(flooders):
+        login(flooder, f"flood{i}")
+    per_flooder = 150
+    total = per_flooder * len(flooders)
+    started = threading.Event()
+
+    def flood(index: int) -> None:
+        for k in range(per_flooder):
+            flooders[index].send("msg", f"f{index}-{k}", nonce=f"{k}")
+            if k == 20:
+                started.set()
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(flooders))]
+    for thread in threads:
+        thread.start()
+    assert started.wait(10)
+    late = clients(joining.port)
+    history = login(late, "late")
+    for thread in threads:
+        thread.join(20)
+    live: list[int] = []
+    while not live or live[-1] < total:
+        live += [m["id"] for m in messages(late, 1)]
+    both = history + live
+    assert len(both) == len(set(both)), "a message came twice"
+    assert both == list(range(both[0], total + 1)), "a message is missing or out of order"
+    assert both[0] == max(1, both[-1] - len(both) + 1)
+
+
+# 4 ------------------------------------------------------------------------------------------
+def test_kill_9_of_a_node_keeps_what_was_echoed_and_frees_its_names(
+    node: Callable[..., ChatServer],
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    survivor = node()
+    watcher = clients(survivor.port)
+    login(watcher, "watcher")
+    echoed: list[int] = []
+    for round_ in range(2):
+        doomed = node_process()
+        names = [f"doomed{round_}x{i}" for i in range(3)]
+        people = [clients(doomed.port) for _ in names]
+        for person, name in zip(people, names, strict=True):
+            login(person, name)
+        for k in range(20):
+            people[k % 3].send("msg", f"last words {round_}-{k}", nonce=f"{round_}-{k}")
+        for person in people:
+            # Everything a doomed client was sent up to now counts as echoed.
+            echoed += [m["id"] for m in messages(person, 20) if m["sender"] == names[0]]
+        assert doomed.proc is not None
+        doomed.proc.kill()
+        doomed.proc.wait(10)
+        until_left(watcher, set(names), LEASE * 4)
+        retry = clients(survivor.port)
+        login(retry, names[0])  # the name is free again
+        retry.send("logout")
+    checker = clients(survivor.port)
+    history = login(checker, "checker")
+    assert set(echoed) <= set(history)
+    assert history == list(range(1, 41))
+
+
+# 5 ------------------------------------------------------------------------------------------
+def test_kill_9_of_redis_and_restart_from_aof_loses_nothing(
+    redis_server: RedisServer,
+    node: Callable[..., ChatServer],
+    clients: Callable[[int], WireClient],
+) -> None:
+    a, b = node(), node()
+    sender, reader = clients(a.port), clients(b.port)
+    login(sender, "sender")
+    login(reader, "reader")
+    wanted = {f"n{k}": f"text {k}" for k in range(60)}
+    acked: dict[str, int] = {}
+    unavailable = 0
+    for k in range(20):
+        sender.send("msg", wanted[f"n{k}"], nonce=f"n{k}")
+    for m in messages(sender, 20):
+        acked[m["nonce"]] = m["id"]
+    redis_server.kill()
+    # During the outage: posts and logins are answered `unavailable`, nothing is echoed.
+    for k in range(20, 40):
+        sender.send("msg", wanted[f"n{k}"], nonce=f"n{k}")
+        answer = sender.recv()
+        if answer["response"] == "error":
+            assert answer["code"] == "unavailable", answer
+            unavailable += 1
+        else:  # taken just before the node noticed: stored once Redis is back
+            assert answer["response"] == "message", answer
+            acked[answer["nonce"]] = answer["id"]
+    assert unavailable >= 15
+    newcomer = clients(b.port)
+    newcomer.send("login", "newcomer", client="test/1.0")
+    assert newcomer.expect("error")["code"] == "unavailable"
+    redis_server.start()
+    # Afterwards: resend everything not acknowledged, with the same nonces, until stored.
+    deadline = time.monotonic() + 20
+    while len(acked) < len(wanted):
+        assert time.monotonic() < deadline, f"not stored: {set(wanted) - set(acked)}"
+        missing = [n for n in wanted if n not in acked]
+        for nonce in missing:
+            sender.send("msg", wanted[nonce], nonce=nonce)
+        for _ in missing:
+            answer = sender.recv(10)
+            if answer["response"] == "message":
+                acked[answer["nonce"]] = answer["id"]
+            elif answer["response"] == "error":
+                assert answer["code"] == "unavailable", answer
+                time.sleep(0.1)
+    ids = sorted(acked.values())
+    assert ids == list(range(1, len(wanted) + 1)), "a gap or a duplicate after the restart"
+    seen = [m["id"] for m in messages(reader, len(wanted))]
+    assert seen == ids
+    checker = clients(a.port)
+    assert login(checker, "checker")[-len(wanted) :] == ids
+
+
+# 3 ------------------------------------------------------------------------------------------
+def test_nonce_resent_through_another_node_after_the_first_died_is_stored_once(
+    node: Callable[..., ChatServer],
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    survivor = node()
+    watcher = clients(survivor.port)
+    login(watcher, "watcher")
+    doomed = node_process()
+    first = clients(doomed.port)
+    login(first, "resender")
+    first.send("msg", "only once", nonce="once")
+    original = messages(first, 1)[0]
+    assert messages(watcher, 1)[0]["id"] == original["id"]
+    assert doomed.proc is not None
+    doomed.proc.kill()
+    doomed.proc.wait(10)
+    until_left(watcher, {"resender"}, LEASE * 4)
+    again = clients(survivor.port)
+    login(again, "resender")
+    again.send("msg", "only once", nonce="once")
+    repeat = messages(again, 1)[0]
+    assert repeat["id"] == original["id"]
+    again.send("msg", "after", nonce="after")
+    assert messages(again, 1)[0]["id"] == original["id"] + 1
+    # The repeat went to its sender only: the watcher's next message is "after".
+    assert messages(watcher, 1)[0]["content"] == "after"
+
+
+# 7 ------------------------------------------------------------------------------------------
+def test_node_stopped_for_5_seconds_catches_up_in_order(
+    node: Callable[..., ChatServer],
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    active = node(redis_lease=15.0)
+    stopped = node_process(lease=15.0)
+    talker, sleeper = clients(active.port), clients(stopped.port)
+    login(talker, "talker")
+    login(sleeper, "sleeper")
+    assert stopped.proc is not None
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        end = time.monotonic() + 5
+        sent = 0
+        while time.monotonic() < end:
+            for _ in range(20):
+                talker.send("msg", f"while asleep {sent}")
+                sent += 1
+            messages(talker, 20)
+            time.sleep(0.05)
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    talker.send("msg", "after waking")
+    got = messages(sleeper, sent + 1)
+    assert [m["id"] for m in got] == list(range(1, sent + 2))
+    assert got[-1]["content"] == "after waking"
+    messages(talker, 1)
+    talker.send("names")
+    assert "sleeper" in talker.expect("info")["users"]
