@@ -211,7 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=20, help="per client, as fast as possible")
-    parser.add_argument("--paced-rate", type=float, default=500.0, help="total msg/s, paced load")
+    parser.add_argument("--paced-rate", type=float, default=200.0, help="total msg/s, paced load")
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated subset")
     args = parser.parse_args()
     setups = [s.strip() for s in args.setups.split(",")]

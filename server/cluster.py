@@ -171,7 +171,8 @@ class ClusterRoom:
         self._high_id = 0  # the highest message id this node has seen (the stream floor)
         self._available = False
         self._fenced = False  # Redis lost data: this node writes nothing more
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # no more posts; the writer drains and ends
+        self._halt = threading.Event()  # the reader and the keeper end (after the drain)
         self._writer_done = threading.Event()
         self._releases: list[tuple[str, str]] = []  # (session, name) to free once Redis is back
         self._batches = itertools.count(1)
@@ -221,6 +222,7 @@ class ClusterRoom:
         deadline = time.monotonic() + min(timeout, 2.0)
         while self._awaiting_any() and reader.is_alive() and time.monotonic() < deadline:
             time.sleep(0.01)
+        self._halt.set()
         try:
             self._reap_script(args=[PREFIX, self._general.key, self.node])
         except self._errors as exc:
@@ -529,7 +531,7 @@ class ClusterRoom:
     # ---------------------------------------------------------- reader thread
     def _read_loop(self) -> None:
         resync = False
-        while not self._stopping.is_set():
+        while not self._halt.is_set():
             try:
                 if resync:
                     self._resume()
@@ -540,12 +542,12 @@ class ClusterRoom:
             except self._errors as exc:
                 self._lost(exc)
                 resync = True
-                self._stopping.wait(RETRY_SECONDS)
+                self._halt.wait(RETRY_SECONDS)
                 continue
             except Exception:
                 log.exception("cluster reader: unexpected failure; retrying")
                 resync = True
-                self._stopping.wait(RETRY_SECONDS)
+                self._halt.wait(RETRY_SECONDS)
                 continue
             for key, entries in reply or []:
                 self._deliver(self._streams[key], entries)
@@ -617,7 +619,7 @@ class ClusterRoom:
         """Renew the lease every lease/3; free dead nodes' names; retry pending releases."""
         tick = self.lease / 3
         up_since: float | None = time.monotonic()
-        while not self._stopping.wait(tick):
+        while not self._halt.wait(tick):
             try:
                 held = self._renew_script(args=[PREFIX, self.node, int(self.lease * 1000)])
                 if not held:
