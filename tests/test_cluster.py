@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from server.app import ChatServer
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, wait_for
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="redis-server runs on POSIX only")
@@ -440,3 +441,102 @@ def test_node_stopped_for_5_seconds_catches_up_in_order(
     messages(talker, 1)
     talker.send("names")
     assert "sleeper" in talker.expect("info")["users"]
+
+
+# Shutdown, the plain server, and the Lua batch itself ----------------------------------------
+def test_sigterm_of_a_node_sends_its_leave_events_at_once(
+    node: Callable[..., ChatServer],
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    survivor = node()
+    watcher = clients(survivor.port)
+    login(watcher, "watcher")
+    leaving = node_process(lease=60.0)  # the lease would free the name only after a minute
+    person = clients(leaving.port)
+    login(person, "goer")
+    for k in range(30):
+        person.send("msg", f"bye {k}")
+    assert leaving.stop(signal.SIGTERM) == 0
+    # Every message it took was stored and delivered before it went, then the leave event.
+    assert [m["content"] for m in messages(watcher, 30)] == [f"bye {k}" for k in range(30)]
+    until_left(watcher, {"goer"}, 5.0)
+    again = clients(survivor.port)
+    login(again, "goer")
+
+
+def test_a_plain_server_never_imports_redis() -> None:
+    code = (
+        "import sys; from server.app import ChatServer; from server.config import ServerConfig; "
+        "s = ChatServer(ServerConfig(host='127.0.0.1', port=0)); s.stop(); "
+        "print('redis' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_a_retried_batch_is_applied_once(redis_server: RedisServer) -> None:
+    """The writer's in-doubt retry: the same token again returns the first ids, writes nothing."""
+    import redis
+
+    from server import redis_scripts
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    batch = client.register_script(redis_scripts.BATCH)
+    room = "tkchat:room:general"
+    args: list[str | int] = [
+        "tkchat:",
+        "nodeA",
+        "7",
+        0,
+        1000,
+        room,
+        "ann",
+        "",
+        "one",
+        room,
+        "ann",
+        "=x",
+        "two",
+    ]
+    first = batch(args=args)
+    again = batch(args=args)
+    assert first == again == ["1", "", "2", ""]
+    assert client.xlen(room) == 2
+    # A new token with a known nonce: the original id, and the stream that holds it.
+    resent = batch(args=["tkchat:", "nodeB", "1", 2, 1000, room, "ANN", "=x", "two"])
+    assert resent == ["2", room]
+    assert client.xlen(room) == 2
+    # A node that has seen an id above the counter (Redis lost data) is refused.
+    with pytest.raises(redis.ResponseError, match="BEHIND"):
+        batch(args=["tkchat:", "nodeB", "2", 9, 1000, room, "ann", "", "three"])
+    client.close()
+
+
+def test_redis_that_lost_data_gets_no_more_writes_from_a_node(
+    redis_server: RedisServer,
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    """Redis restarted empty (its AOF gone): the node logs an ERROR and refuses writes rather
+    than hand out ids 1, 2, 3 a second time."""
+    import redis
+
+    worker = node_process(lease=60.0)
+    person = clients(worker.port)
+    login(person, "keeper")
+    for k in range(3):
+        person.send("msg", f"before {k}")
+    assert [m["id"] for m in messages(person, 3)] == [1, 2, 3]
+    redis_server.kill()
+    shutil.rmtree(redis_server.folder / "appendonlydir")
+    redis_server.start()
+    wait_for(lambda: any("ERROR" in line for line in worker.log), 10, "the node's ERROR")
+    assert any("Redis is behind this node" in line for line in worker.log)
+    person.send("msg", "after")
+    assert person.expect("error")["code"] == "unavailable"
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.exists("tkchat:room:general", "tkchat:next_id") == 0
+    client.close()
