@@ -199,10 +199,10 @@ def test_three_nodes_flooding_all_clients_see_one_gapless_sequence(
     node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
 ) -> None:
     nodes = [node(), node(), node()]
-    people = [clients(nodes[i % 3].port) for i in range(12)]
+    people = [clients(nodes[i % 3].port) for i in range(30)]
     for i, person in enumerate(people):
         login(person, f"user{i}")
-    per_person = 40
+    per_person = 20
     total = per_person * len(people)
 
     def flood(index: int) -> None:
