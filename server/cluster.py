@@ -33,6 +33,16 @@ The reader reconnects and resumes from its last position.  If a stream ends befo
 position, or the id counter is below an id this node has seen, Redis lost data: the node logs
 an ERROR and refuses every write from then on, rather than hand out an id twice.
 
+Rooms and direct messages (to come, on this same shape).  A room is a ``_Stream`` in
+``_streams``; the writer already takes each draft's stream, the Lua batch appends to any
+stream, and the reader follows every stream in ``_streams`` with one XREAD.  Entering a room
+is a claim-like script appending a join event to that room's stream (the reader welcomes the
+member there, as for a login); a node that starts following a room reads its recent history
+with ``_read_recent`` up to the stream's last id and sets its position there.  Direct messages
+go to the ``dm`` stream with a ``to`` field; the reader delivers each to the two people only.
+Paging is ``XREVRANGE`` on a stream; search would need an index (a per-node SQLite copy fed
+from the streams) and answers ``unavailable`` until then.
+
 Locks: ``_lock`` guards members, online names, the streams' positions and recent history (the
 reader holds it while it delivers, so a welcome and a delivery never interleave); ``_cond``
 guards the writer's queue, the pending counts and the ids members wait for.  ``_cond`` is never
