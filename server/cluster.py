@@ -449,6 +449,7 @@ class ClusterRoom:
                 return
             except self._errors as exc:
                 self._lost(exc)
+                log.debug("batch %s failed: %r", token, exc)
                 if not failed:
                     failed = True
                     log.warning("a batch of %d is in doubt; retrying it by its token", len(batch))

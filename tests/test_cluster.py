@@ -7,6 +7,7 @@ them, and ``python -m server --redis`` subprocesses where a test kills or stops 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -540,3 +541,112 @@ def test_redis_that_lost_data_gets_no_more_writes_from_a_node(
     client = redis.Redis.from_url(redis_server.url)
     assert client.exists("tkchat:room:general", "tkchat:next_id") == 0
     client.close()
+
+
+class CuttingProxy:
+    """A TCP relay to redis-server that, once armed, forwards the first request holding a
+    marker and then cuts that connection before the reply comes back: a write Redis applied
+    whose answer the node never got (the batch "in doubt")."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.marker: bytes | None = None
+        self.cuts = 0
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.sockets += [client, server]
+            cut = threading.Event()  # this connection's replies are dropped from now on
+            threading.Thread(target=self._requests, args=(client, server, cut), daemon=True).start()
+            threading.Thread(target=self._replies, args=(server, client, cut), daemon=True).start()
+
+    def _requests(self, source: socket.socket, sink: socket.socket, cut: threading.Event) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if self.marker is not None and self.marker in data:
+                self.marker = None
+                self.cuts += 1
+                cut.set()
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+            if cut.is_set():
+                time.sleep(0.2)  # Redis runs the script; its reply is never passed on
+                break
+        _shut(source, sink)
+
+    def _replies(self, source: socket.socket, sink: socket.socket, cut: threading.Event) -> None:
+        while not cut.is_set():
+            try:
+                data = source.recv(65536)
+                if not data or cut.is_set():
+                    break
+                sink.sendall(data)
+            except OSError:
+                break
+        _shut(source, sink)
+
+    def close(self) -> None:
+        self.listener.close()
+        _shut(*self.sockets)
+
+
+def _shut(*sockets: socket.socket) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+def test_a_batch_whose_reply_was_lost_is_retried_and_stored_once(
+    redis_server: RedisServer,
+    make_server: Callable[..., ChatServer],
+    clients: Callable[[int], WireClient],
+) -> None:
+    import redis
+
+    proxy = CuttingProxy(redis_server.port)
+    try:
+        relayed = f"redis://127.0.0.1:{proxy.port}/0"
+        server = make_server(redis=relayed, redis_lease=LEASE, rate_limit=0)
+        person = clients(server.port)
+        login(person, "doubter")
+        person.send("msg", "before")
+        assert messages(person, 1)[0]["id"] == 1
+        proxy.marker = b"cut-me"
+        person.send("msg", "cut-me")  # no nonce: only the batch token can tell
+        echo = messages(person, 1)[0]
+        assert proxy.cuts == 1
+        assert (echo["content"], echo["id"]) == ("cut-me", 2)
+        # Until the writer has its answer, posts are `unavailable`; a client resends them.
+        for _ in range(50):
+            person.send("msg", "after", nonce="a")
+            answer = person.recv()
+            if answer["response"] == "message":
+                break
+            assert answer["code"] == "unavailable"
+            time.sleep(0.1)
+        assert (answer["content"], answer["id"]) == ("after", 3)
+        assert drain(person, 0.3) == []  # no second echo of anything
+        direct = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        entries: Any = direct.xrange("tkchat:room:general")
+        direct.close()
+        assert [f["t"] for _, f in entries if f["k"] == "m"] == ["before", "cut-me", "after"]
+        server.stop()
+    finally:
+        proxy.close()
