@@ -650,3 +650,30 @@ def test_a_batch_whose_reply_was_lost_is_retried_and_stored_once(
         server.stop()
     finally:
         proxy.close()
+
+
+def test_a_node_stopped_past_its_lease_closes_its_connections(
+    node: Callable[..., ChatServer],
+    node_process: Callable[..., ServerProcess],
+    clients: Callable[[int], WireClient],
+) -> None:
+    """The others took it for dead and told everyone its users left; when it wakes up it must
+    not go on serving them as if nothing happened (their names may be someone else's now)."""
+    survivor = node()
+    watcher = clients(survivor.port)
+    login(watcher, "watcher")
+    sleepy = node_process(lease=1.0)
+    sleeper = clients(sleepy.port)
+    login(sleeper, "sleeper")
+    assert sleepy.proc is not None
+    sleepy.proc.send_signal(signal.SIGSTOP)
+    try:
+        until_left(watcher, {"sleeper"}, LEASE * 4)
+        taker = clients(survivor.port)
+        login(taker, "sleeper")  # free: the sleeping node lost it
+    finally:
+        sleepy.proc.send_signal(signal.SIGCONT)
+    sleeper.wait_closed(10)
+    taker.send("names")
+    assert "sleeper" in taker.expect("info")["users"]
+    assert any("lease ran out" in line for line in sleepy.log)
