@@ -22,7 +22,7 @@ from common.protocol import (
 )
 from gui.client import Client
 from gui.display import local_clock, printable
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 
 COMMANDS = ("login", "msg", "names", "help", "logout")
 
@@ -47,7 +47,7 @@ def format_event(event: ClientEvent) -> list[str]:
         return lines
     if isinstance(event, Connected):
         return [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
-    if isinstance(event, Disconnected):
+    if isinstance(event, Disconnected | ConnectFailed):
         return [f"* {event.reason}"]
     raise AssertionError(f"unhandled event {event!r}")
 
@@ -144,16 +144,27 @@ def main(argv: list[str] | None = None) -> int:
             session.on_event(event)
         else:
             print_formatted_message(event)
-        if isinstance(event, Disconnected):
+        if isinstance(event, ConnectFailed):
+            failed.append(event.reason)
+        if isinstance(event, Connected | ConnectFailed):
+            settled.set()
+        if isinstance(event, Disconnected | ConnectFailed):
             done.set()
 
     client_id = None if args.classic else "tkchat-terminal/1.0"
     client = Client(args.host, args.port, on_event, client_id=client_id)
     session = TerminalSession(client)
+    failed: list[str] = []
+    settled = threading.Event()
+    client.run()  # connects on the client's thread: Connected or ConnectFailed follows
     try:
-        client.run()
-    except ConnectionError as exc:
-        print(f"! {exc}", file=sys.stderr)
+        while not settled.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
+            pass
+    except KeyboardInterrupt:
+        client.disconnect(2.0)
+        return 1
+    if failed:
+        print(f"! {failed[0]}", file=sys.stderr)
         return 1
     # Input is read on its own thread, so that the program also ends when the server closes
     # the connection while the person is not typing (a shutdown, a logout elsewhere).
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        client.disconnect()
+        client.disconnect(2.0)
     return 0
 
 

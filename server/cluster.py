@@ -1,9 +1,10 @@
 """``ClusterRoom``: the chat on Redis Streams, so that several server processes serve one chat.
 
-Same public methods as ``LocalRoom`` (``join``, ``leave``, ``post``, ``settle``, ``names``,
-``is_taken``, ``start``, ``stop``); ``python -m server --redis URL`` picks it.  The ``redis``
-package is imported only here, when a ``ClusterRoom`` is made: without ``--redis`` it is never
-loaded (and need not be installed: it is the ``cluster`` extra).
+Same public methods as ``LocalRoom`` (see server/room.py: ``join``/``leave``, ``enter``/``part``,
+``post``, ``settle``, ``names``, ``rooms``, ``page``, ``direct_page``, ``search``, ``is_taken``,
+``start``/``stop``); ``python -m server --redis URL`` picks it.  The ``redis`` package is
+imported only here, when a ``ClusterRoom`` is made: without ``--redis`` it is never loaded (and
+need not be installed: it is the ``cluster`` extra).
 
 How a message travels.  ``post`` queues a draft; the writer thread (``tkchat-cluster-writer``)
 sends everything queued as one Lua call (``redis_scripts.BATCH``) that, per message, returns the
@@ -33,15 +34,17 @@ The reader reconnects and resumes from its last position.  If a stream ends befo
 position, or the id counter is below an id this node has seen, Redis lost data: the node logs
 an ERROR and refuses every write from then on, rather than hand out an id twice.
 
-Rooms and direct messages (to come, on this same shape).  A room is a ``_Stream`` in
-``_streams``; the writer already takes each draft's stream, the Lua batch appends to any
-stream, and the reader follows every stream in ``_streams`` with one XREAD.  Entering a room
-is a claim-like script appending a join event to that room's stream (the reader welcomes the
-member there, as for a login); a node that starts following a room reads its recent history
-with ``_read_recent`` up to the stream's last id and sets its position there.  Direct messages
-go to the ``dm`` stream with a ``to`` field; the reader delivers each to the two people only.
-Paging is ``XREVRANGE`` on a stream; search would need an index (a per-node SQLite copy fed
-from the streams) and answers ``unavailable`` until then.
+Rooms and direct messages.  Each room is a stream; a node follows (XREADs) ``general``, the
+direct-message stream and every room one of its members ever entered, from a snapshot of the
+room's last id and members taken when it starts following it (a per-node wake-up stream makes
+the blocked XREAD take the new stream at once).  Entering a room is like a login: a script
+(``ENTER``) appends the join event, and the reader answers ``joined`` there.  A direct message
+is an entry of the ``dm`` stream that the reader hands to its sender and its recipient only.
+Older history (``page``) is ``XREVRANGE`` on a room's stream.  Search, and reading direct
+messages back (``direct_page``), answer ``unavailable`` in cluster mode for now: they need an
+index (a per-node SQLite copy fed from the streams would do).  Registered names live in each
+node's own SQLite file (``--db``), not in Redis yet: register on every node, or use a server
+password.
 
 Locks: ``_lock`` guards members, online names, the streams' positions and recent history (the
 reader holds it while it delivers, so a welcome and a delivery never interleave); ``_cond``
@@ -63,10 +66,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.message import GENERAL_ROOM, Message
-from common.protocol import ErrorCode, Event, MessageParser
+from common.protocol import MAX_PAGE, ErrorCode, Event, MessageParser, RoomInfo
 from server import redis_scripts
+from server.room import MAX_ROOMS_LISTED, NameTaken, Refused
 from server.room import Member as RoomMember
-from server.room import NameTaken, Unavailable
 
 if TYPE_CHECKING:
     import redis
@@ -74,14 +77,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "tkchat:"
+DM_STREAM = f"{PREFIX}dm"
 NONCE_MEMORY = 1000  # as in LocalRoom: a nonce is recognised over the user's last 1,000 messages
 MAX_PENDING = 256  # posts of one member queued before ``post`` blocks
 MAX_BATCH = 500  # messages in one Lua call (bounds how long Redis is busy with one script)
-READ_COUNT = 2000  # entries one XREAD returns at most
+READ_COUNT = 2000  # entries one XREAD returns at most, per stream
 READ_BLOCK_MS = 500  # how long one XREAD waits; the reader sees ``stop`` within this
 RETRY_SECONDS = 0.2  # between tries while Redis is down
 SETTLE_SECONDS = 10.0
-JOIN_SECONDS = 10.0  # longest a login waits for the reader to reach its join event
+JOIN_SECONDS = 10.0  # longest a login or a room join waits for the reader to reach its event
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -95,22 +99,21 @@ def stream_key(room: str) -> str:
     return f"{PREFIX}room:{room}"
 
 
-DM_STREAM = f"{PREFIX}dm"  # reserved for direct messages (see redis_scripts)
-
-
 def _parse_id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Stream:
-    """What this node knows of one room's stream: how far it has delivered, the last messages
-    (for a login's history), and the ids its members wait to see echoed."""
+    """What this node knows of one stream: how far it has delivered, the room's members on
+    every node and here, its last messages (for a welcome), and the ids members wait for."""
 
-    room: str
+    room: str  # "" for the direct messages and the wake-up stream
     key: str
     position: str = "0-0"
+    members: dict[str, str] = field(default_factory=dict)  # lower name -> name, every node
+    seats: dict[str, Member] = field(default_factory=dict)  # lower name -> member, this node
     recent: deque[Message] = field(default_factory=deque)
     # (id, sequence, member, private bytes or None) waiting for position >= id
     awaiting: list[tuple[int, int, Member, bytes | None]] = field(default_factory=list)
@@ -123,16 +126,25 @@ class _Draft:
     text: str
     nonce: str | None
     stream: _Stream
+    to: str  # recipient of a direct message, "" for a room
+    who: str  # "session proven" of the sender (see redis_scripts.BATCH)
 
 
 @dataclass(slots=True)
 class _Joining:
-    """A login whose join event the reader has not reached yet."""
+    """A login or room join whose event the reader has not reached yet."""
 
     name: str
     member: Member
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: bool = False
+
+
+@dataclass(slots=True)
+class _Login:
+    name: str
+    member: Member
+    session: str  # "node number"
 
 
 class ClusterRoom:
@@ -159,19 +171,24 @@ class ClusterRoom:
         self.history_size = history_size
         self.lease = lease
         self.node = uuid.uuid4().hex[:12]
-        self._batch_script = self._redis.register_script(redis_scripts.BATCH)
-        self._claim_script = self._redis.register_script(redis_scripts.CLAIM)
-        self._release_script = self._redis.register_script(redis_scripts.RELEASE)
-        self._renew_script = self._redis.register_script(redis_scripts.RENEW)
-        self._reap_script = self._redis.register_script(redis_scripts.REAP)
-        self._snapshot_script = self._redis.register_script(redis_scripts.SNAPSHOT)
+        scripts = redis_scripts
+        self._batch_script = self._redis.register_script(scripts.BATCH)
+        self._claim_script = self._redis.register_script(scripts.CLAIM)
+        self._release_script = self._redis.register_script(scripts.RELEASE)
+        self._enter_script = self._redis.register_script(scripts.ENTER)
+        self._part_script = self._redis.register_script(scripts.PART)
+        self._renew_script = self._redis.register_script(scripts.RENEW)
+        self._reap_script = self._redis.register_script(scripts.REAP)
+        self._snapshot_script = self._redis.register_script(scripts.SNAPSHOT)
 
         self._lock = threading.Lock()
-        self._streams: dict[str, _Stream] = {}
-        self._general = self._add_stream(GENERAL_ROOM)
-        self._members: dict[str, tuple[str, Member, str]] = {}  # lower name -> (name, m, session)
-        self._online: dict[str, str] = {}  # lower name -> name, everyone on every node
-        self._joining: dict[str, _Joining] = {}  # "node session" -> login in progress
+        self._streams: dict[str, _Stream] = {}  # key -> stream this node follows
+        self._general = self._new_stream(GENERAL_ROOM, stream_key(GENERAL_ROOM))
+        self._dm = self._new_stream("", DM_STREAM)
+        self._wake = self._new_stream("", f"{PREFIX}node:{self.node}:wake")
+        self._users: dict[str, _Login] = {}  # lower name -> login on this node
+        self._classic: set[str] = set()  # lower names (every node) of classic clients
+        self._joining: dict[tuple[str, str], _Joining] = {}  # (stream key, owner) -> waiting
         self._sessions = itertools.count(1)
 
         self._cond = threading.Condition(threading.Lock())
@@ -197,16 +214,13 @@ class ClusterRoom:
         """Take this node's lease and a consistent snapshot, then start the threads.  Raises
         ``redis.RedisError`` when Redis cannot be reached: a node without it cannot serve."""
         self._renew_script(args=[PREFIX, self.node, int(self.lease * 1000)])
-        streams = list(self._streams.values())
-        view = self._snapshot_script(args=[PREFIX, *(s.key for s in streams)])
-        count = len(streams)
-        tops, counter, names = view[:count], int(view[count]), view[count + 1 :]
-        with self._lock:
-            for stream, top in zip(streams, tops, strict=True):
-                stream.position = top
-                stream.recent.extend(self._read_recent(stream, top))
-            self._online = {name.lower(): name for name in names}
-        self._high_id = max((_parse_id(t)[0] for t in tops), default=0)
+        counter = 0
+        for stream, members in (
+            (self._general, f"{PREFIX}names"),
+            (self._dm, ""),
+            (self._wake, ""),
+        ):
+            counter = self._snap(stream, members)
         if counter < self._high_id:
             self._fence(f"the id counter ({counter}) is below the streams ({self._high_id})")
         self._available = True
@@ -214,15 +228,15 @@ class ClusterRoom:
             "cluster node %s on %s: %d name(s) online, last message id %d",
             self.node,
             _redacted(self.url),
-            len(names),
+            len(self._general.members),
             counter,
         )
         for thread in self._threads:
             thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Write and deliver what is queued, free this node's names (one leave event each, so
-        the other nodes hear of it at once rather than after the lease), end the threads."""
+        """Write and deliver what is queued, log this node's users out (their leave events go
+        out at once rather than after the lease), end the threads."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
@@ -235,6 +249,7 @@ class ClusterRoom:
         self._halt.set()
         try:
             self._reap_script(args=[PREFIX, self._general.key, self.node])
+            self._redis.delete(self._wake.key)
         except self._errors as exc:
             log.warning("could not free this node's names in Redis (%s); the lease will", exc)
         for thread in (reader, keeper):
@@ -246,53 +261,175 @@ class ClusterRoom:
         with self._cond:
             self._cond.notify_all()
 
-    # ------------------------------------------------------------------ Room
+    # ------------------------------------------------------------ log in/out
     def join(self, name: str, member: Member) -> None:
         """Claim ``name`` across the cluster, then wait for the reader to welcome ``member`` at
-        its own join event.  Raises ``NameTaken`` or ``Unavailable``."""
+        its own join event.  Raises ``NameTaken``, or ``Refused`` (``unavailable``)."""
         key = name.lower()
         self._check_writable()
         session = f"{self.node} {next(self._sessions)}"
         joining = _Joining(name, member)
+        waiting = (self._general.key, session)
         with self._lock:
-            if key in self._members:
-                raise NameTaken(self._members[key][0])
-            self._joining[session] = joining
+            if key in self._users:
+                raise NameTaken(self._users[key].name)
+            self._joining[waiting] = joining
+        flag = "c" if member.classic else "t"
         try:
             event_id = self._claim_script(
-                args=[PREFIX, self.node, session.split(" ")[1], name, self._general.key]
+                args=[PREFIX, self.node, session.split(" ")[1], name, self._general.key, flag]
             )
         except (*self._errors, self._response_error) as exc:
             with self._lock:
-                self._joining.pop(session, None)
+                self._joining.pop(waiting, None)
             self._lost(exc)
-            raise Unavailable(str(exc)) from exc
+            raise _unavailable("the chat store cannot be reached; log in again later") from exc
         if event_id is None:
             with self._lock:
-                self._joining.pop(session, None)
+                self._joining.pop(waiting, None)
             raise NameTaken(name)
-        if joining.done.wait(JOIN_SECONDS):
+        if self._arrived(joining, waiting):
             return
-        with self._lock:
-            if joining.done.is_set():
-                return
-            joining.cancelled = True
         log.warning("login of %s: its join event did not come back; freeing the name", name)
         self._release(session, name)
-        raise Unavailable("the join event did not come back in time")
+        raise _unavailable("the chat store did not answer in time; log in again later")
 
     def leave(self, name: str, member: Member) -> None:
+        """Log out: out of every room (the script sends the leave events)."""
         key = name.lower()
         with self._lock:
-            held = self._members.get(key)
-            if held is None or held[1] is not member:
+            login = self._users.get(key)
+            if login is None or login.member is not member:
                 return
-            del self._members[key]
-            session = held[2]
-        self._release(session, name)
+            del self._users[key]
+            for stream in self._streams.values():
+                stream.seats.pop(key, None)
+        self._release(login.session, name)
 
-    def post(self, name: str, member: Member, text: str, nonce: str | None) -> None:
-        """Queue a message for the writer.  Raises ``Unavailable`` while Redis is down."""
+    # ------------------------------------------------------------------ rooms
+    def enter(self, room: str, member: Member) -> None:
+        """Put ``member`` in ``room`` (creating it); the reader answers ``joined`` at the join
+        event.  Joining a room one is in answers the same again, without an event."""
+        if member.classic:
+            raise Refused(ErrorCode.INVALID_ROOM, "a classic client has only the room general")
+        self._check_writable()
+        key = _key(member)
+        with self._lock:
+            login = self._users.get(key)
+            if login is None:
+                return  # logged out meanwhile
+            stream = self._streams.get(stream_key(room))
+            if stream is not None and key in stream.seats:
+                member.joined(room, sorted(stream.members.values()), list(stream.recent))
+                return
+        if stream is None:
+            stream = self._follow(room)
+        waiting = (stream.key, login.session)
+        joining = _Joining(login.name, member)
+        with self._lock:
+            self._joining[waiting] = joining
+        try:
+            event_id = self._enter_script(
+                args=[PREFIX, self.node, login.session.split(" ")[1], login.name, room]
+            )
+        except (*self._errors, self._response_error) as exc:
+            with self._lock:
+                self._joining.pop(waiting, None)
+            self._lost(exc)
+            raise _unavailable("the chat store cannot be reached; the room was not joined") from exc
+        if event_id is None:  # in it already (in Redis): answer as for a repeated join
+            with self._lock:
+                self._joining.pop(waiting, None)
+                stream.seats[key] = member
+                member.joined(room, sorted(stream.members.values()), list(stream.recent))
+            return
+        if not self._arrived(joining, waiting):
+            self._call(self._part_script, login.session, login.name, room)
+            raise _unavailable("the chat store did not answer in time; join again later")
+
+    def part(self, room: str, member: Member) -> None:
+        """Take ``member`` out of ``room`` and tell the others.  ``general`` cannot be left
+        (``invalid_room``); a room one is not in: ``not_in_room``."""
+        if room == GENERAL_ROOM:
+            raise Refused(ErrorCode.INVALID_ROOM, "general cannot be left (log out instead)")
+        key = _key(member)
+        with self._lock:
+            stream = self._streams.get(stream_key(room))
+            login = self._users.get(key)
+            if stream is None or login is None or key not in stream.seats:
+                raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
+        self._check_writable()
+        if not self._call(self._part_script, login.session, login.name, room):
+            raise _unavailable("the chat store cannot be reached; try again later")
+        with self._lock:
+            stream.seats.pop(key, None)
+
+    def rooms(self) -> list[RoomInfo]:
+        """Every room with its member count (all nodes); this node's view if Redis is down."""
+        try:
+            names: Any = self._redis.smembers(f"{PREFIX}rooms")
+            names = sorted(set(names) | {GENERAL_ROOM})
+            if len(names) > MAX_ROOMS_LISTED * 4:
+                names = names[: MAX_ROOMS_LISTED * 4]
+            with self._redis.pipeline(transaction=False) as pipe:
+                for room in names:
+                    pipe.hlen(f"{PREFIX}names" if room == GENERAL_ROOM else _members_key(room))
+                counts: Any = pipe.execute()
+            infos = [RoomInfo(n, int(c)) for n, c in zip(names, counts, strict=True)]
+        except self._errors as exc:
+            self._lost(exc)
+            with self._lock:
+                infos = [RoomInfo(s.room, len(s.members)) for s in self._streams.values() if s.room]
+            infos.sort(key=lambda r: r.name)
+        if len(infos) > MAX_ROOMS_LISTED:
+            infos = sorted(infos, key=lambda r: -r.users)[:MAX_ROOMS_LISTED]
+            infos.sort(key=lambda r: r.name)
+        return infos
+
+    def names(self, room: str = GENERAL_ROOM, member: Member | None = None) -> list[str]:
+        """The names in ``room`` on every node, sorted; ``not_in_room`` if ``member`` (the
+        asker, when given) is not in it."""
+        with self._lock:
+            stream = self._streams.get(stream_key(room))
+            if member is not None and (stream is None or _key(member) not in stream.seats):
+                raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
+            return [] if stream is None else sorted(stream.members.values())
+
+    # --------------------------------------------------------------- messages
+    def post(
+        self,
+        name: str,
+        member: Member,
+        text: str,
+        nonce: str | None,
+        *,
+        room: str | None = None,
+        to: str | None = None,
+    ) -> None:
+        """Queue a message for the writer.  Raises ``Refused``: ``not_in_room``,
+        ``no_such_user``, or ``unavailable`` while Redis is down."""
+        key = name.lower()
+        with self._lock:
+            login = self._users.get(key)
+            if to is not None:
+                stream = self._dm
+                recipient = self._general.members.get(to.lower())
+                if recipient is None:
+                    raise Refused(ErrorCode.NO_SUCH_USER, f"{to} is not online")
+                if to.lower() in self._classic:
+                    raise Refused(
+                        ErrorCode.NO_SUCH_USER,
+                        f"{to} uses a program that cannot receive direct messages",
+                    )
+                to = recipient
+            else:
+                found = self._streams.get(stream_key(room or GENERAL_ROOM))
+                if found is None or key not in found.seats:
+                    shown = room or GENERAL_ROOM
+                    raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {shown}; join it first")
+                stream = found
+        session = login.session.split(" ")[1] if login is not None else "0"
+        who = f"{session} {1 if member.proven else 0}"
         with self._cond:
             if self._stopping.is_set():
                 log.warning("message from %s dropped: the server is stopping", name)
@@ -304,7 +441,7 @@ class ClusterRoom:
                 self._check_writable()
                 count = self._pending.get(member, 0)
             self._pending[member] = count + 1
-            self._queue.append(_Draft(member, name, text, nonce, self._general))
+            self._queue.append(_Draft(member, name, text, nonce, stream, to or "", who))
             if len(self._queue) == 1:
                 self._cond.notify_all()
 
@@ -316,38 +453,124 @@ class ClusterRoom:
                 lambda: not self._pending.get(member) or not self._available, timeout
             ) and not self._pending.get(member)
 
-    def names(self) -> list[str]:
+    # ------------------------------------------------------ older history, search
+    def page(
+        self, member: Member, room: str, before: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        """The newest ``limit`` messages of ``room`` older than id ``before`` (oldest first)
+        and whether there are older ones, read from the room's stream."""
         with self._lock:
-            return sorted(self._online.values())
+            stream = self._streams.get(stream_key(room))
+            if stream is None or _key(member) not in stream.seats:
+                raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
+        limit = max(1, min(limit, MAX_PAGE))
+        try:
+            found = self._read_back(stream, "+" if before is None else f"({before}-0", limit + 1)
+        except self._errors as exc:
+            self._lost(exc)
+            raise _unavailable("the chat store cannot be reached; try again later") from exc
+        return found[-limit:], len(found) > limit
 
+    def direct_page(
+        self, member: Member, other: str, before: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        _require_proven(member)
+        raise _unavailable("direct message history is not available on a cluster server yet")
+
+    def search(self, member: Member, words: str, room: str | None, limit: int) -> list[Message]:
+        raise _unavailable("search is not available on a cluster server yet")
+
+    # -------------------------------------------------------------- helpers
     def is_taken(self, name: str) -> bool:
         """Whether ``name`` is logged in on this node.  Other nodes' names are checked by the
         claim in Redis, which decides (this node's view of them may lag a moment behind)."""
         with self._lock:
-            return name.lower() in self._members
+            return name.lower() in self._users
 
     def member_count(self) -> int:
         """Members on this node."""
         with self._lock:
-            return len(self._members)
+            return len(self._users)
 
     def broadcast_info(self, text: str, **extra: object) -> None:
         data = MessageParser.encode(MessageParser.info(text, **extra))
         with self._lock:
-            for _, member, _ in self._members.values():
-                member.deliver(data)
+            for login in self._users.values():
+                login.member.deliver(data)
 
-    # -------------------------------------------------------------- helpers
-    def _add_stream(self, room: str) -> _Stream:
-        stream = _Stream(room, stream_key(room), recent=deque(maxlen=self.history_size))
-        self._streams[stream.key] = stream
+    def _new_stream(self, room: str, key: str) -> _Stream:
+        stream = _Stream(room, key, recent=deque(maxlen=self.history_size))
+        self._streams[key] = stream
         return stream
+
+    def _snap(self, stream: _Stream, members_key: str) -> int:
+        """Set ``stream`` to Redis's state of one moment: its last id, its members, its recent
+        messages.  Returns the id counter."""
+        view = self._snapshot_script(args=[PREFIX, stream.key, members_key])
+        top, counter = view[0], int(view[1])
+        members: dict[str, str] = {}
+        classic: set[str] = set()
+        for value in view[2:]:
+            _, _, flag, name = value.split(" ", 3)
+            members[name.lower()] = name
+            if flag == "c":
+                classic.add(name.lower())
+        recent = self._read_back(stream, top, self.history_size) if stream.room else []
+        with self._lock:
+            stream.position = top
+            stream.members = members
+            stream.recent.extend(recent)
+            if stream is self._general:
+                self._classic = classic
+        self._high_id = max(self._high_id, _parse_id(top)[0])
+        return counter
+
+    def _follow(self, room: str) -> _Stream:
+        """Start following ``room``'s stream from a snapshot; wake the reader to take it."""
+        key = stream_key(room)
+        fresh = _Stream(room, key, recent=deque(maxlen=self.history_size))
+        try:
+            self._snap(fresh, _members_key(room))
+        except self._errors as exc:
+            self._lost(exc)
+            raise _unavailable("the chat store cannot be reached; join again later") from exc
+        with self._lock:
+            stream = self._streams.setdefault(key, fresh)
+        if stream is fresh:
+            try:
+                self._redis.xadd(self._wake.key, {"k": "w"}, maxlen=16, approximate=True)
+            except self._errors as exc:
+                self._lost(exc)
+        return stream
+
+    def _arrived(self, joining: _Joining, waiting: tuple[str, str]) -> bool:
+        """Wait for the reader to reach a join event; False (and cancelled) on timeout."""
+        if joining.done.wait(JOIN_SECONDS):
+            return True
+        with self._lock:
+            if joining.done.is_set():
+                return True
+            joining.cancelled = True
+            self._joining.pop(waiting, None)
+        return False
+
+    def _call(self, script: Any, session: str, name: str, room: str) -> bool:
+        """Run ENTER/PART-like ``script`` for this login; False when Redis cannot be reached."""
+        try:
+            script(args=[PREFIX, self.node, session.split(" ")[1], name, room])
+        except (*self._errors, self._response_error) as exc:
+            self._lost(exc)
+            return False
+        return True
 
     def _check_writable(self) -> None:
         if self._fenced:
-            raise Unavailable("Redis lost data this node had seen; this node takes no writes")
+            raise _unavailable("Redis lost data this server had seen; it takes no writes")
         if not self._available:
-            raise Unavailable("Redis cannot be reached")
+            raise _unavailable(
+                "the chat store is unavailable: nothing was stored; "
+                "send it again later (with the same nonce)"
+            )
 
     def _fence(self, why: str) -> None:
         if not self._fenced:
@@ -380,7 +603,7 @@ class ClusterRoom:
             return any(s.awaiting for s in self._streams.values())
 
     def _release(self, session: str, name: str) -> None:
-        """Free ``name`` held by ``session`` (leave event included); later if Redis is down."""
+        """Log ``name`` of ``session`` out in Redis (leave events); later if Redis is down."""
         try:
             self._release_script(
                 args=[PREFIX, self.node, session.split(" ")[1], name, self._general.key]
@@ -390,19 +613,20 @@ class ClusterRoom:
             with self._cond:
                 self._releases.append((session, name))
 
-    def _read_recent(self, stream: _Stream, top: str) -> list[Message]:
-        """The last ``history_size`` messages of ``stream`` up to ``top``, oldest first."""
+    def _read_back(self, stream: _Stream, end: str, count: int) -> list[Message]:
+        """The last ``count`` messages of ``stream`` up to ``end`` (an id, "(id" or "+"),
+        oldest first; join and leave events are skipped."""
         found: list[Message] = []
-        end = top
-        while len(found) < self.history_size and end != "0-0":
+        step = max(count * 2, 32)
+        while len(found) < count and end != "0-0":
             # redis-py types replies loosely; with decode_responses they are str throughout.
-            entries: Any = self._redis.xrevrange(stream.key, end, "-", count=self.history_size * 2)
+            entries: Any = self._redis.xrevrange(stream.key, end, "-", count=step)
             for entry_id, fields in entries:
                 if fields.get("k") == "m":
                     found.append(_message(stream, entry_id, fields))
-                    if len(found) == self.history_size:
+                    if len(found) == count:
                         break
-            if len(entries) < self.history_size * 2:
+            if len(entries) < step:
                 break
             end = "(" + entries[-1][0]
         found.reverse()
@@ -433,7 +657,7 @@ class ClusterRoom:
         args: list[str | int] = [PREFIX, self.node, token, 0, NONCE_MEMORY]
         for draft in batch:
             narg = "" if draft.nonce is None else "=" + draft.nonce
-            args += [draft.stream.key, draft.user, narg, draft.text]
+            args += [draft.stream.key, draft.user, narg, draft.text, draft.to, draft.who]
         failed = False
         while True:
             args[3] = self._high_id
@@ -488,7 +712,8 @@ class ClusterRoom:
             log.warning("could not read the original of a repeated nonce: %s", exc)
             entries = []
         if entries:
-            holder = stream or _Stream(where.removeprefix(f"{PREFIX}room:"), where)
+            room = where.removeprefix(f"{PREFIX}room:") if where != DM_STREAM else ""
+            holder = stream or _Stream(room, where)
             data = _encode(_message(holder, entries[0][0], entries[0][1]))
         target = stream or draft.stream
         with self._cond:
@@ -526,7 +751,7 @@ class ClusterRoom:
         private: list[tuple[Member, bytes]] = []
         with self._cond:
             released = False
-            for stream in self._streams.values():
+            for stream in list(self._streams.values()):
                 floor = _parse_id(stream.position)[0]
                 while stream.awaiting and stream.awaiting[0][0] <= floor:
                     _, _, member, data = heapq.heappop(stream.awaiting)
@@ -566,10 +791,12 @@ class ClusterRoom:
 
     def _resume(self) -> None:
         """After a reconnect: check that Redis still has everything this node saw."""
-        for stream in list(self._streams.values()):
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
             top: Any = self._reader_redis.xrevrange(stream.key, "+", "-", count=1)
             last = _parse_id(top[0][0]) if top else (0, 0)
-            if last < _parse_id(stream.position):
+            if stream is not self._wake and last < _parse_id(stream.position):
                 self._fence(f"{stream.key} ends at {last}, this node has read to {stream.position}")
         counter = int(self._reader_redis.get(f"{PREFIX}next_id") or 0)
         if counter < self._high_id:
@@ -580,6 +807,10 @@ class ClusterRoom:
 
     def _deliver(self, stream: _Stream, entries: list[tuple[str, dict[str, str]]]) -> None:
         """Hand entries, in stream order, to this node's members (the reader's one job)."""
+        if stream is self._wake:
+            with self._lock:
+                stream.position = entries[-1][0]
+            return
         parts: list[bytes] = []
         welcomed: list[_Joining] = []
         with self._lock:
@@ -587,42 +818,76 @@ class ClusterRoom:
                 kind = fields.get("k")
                 if kind == "m":
                     message = _message(stream, entry_id, fields)
-                    stream.recent.append(message)
-                    parts.append(_encode(message))
-                elif kind in ("j", "l"):
-                    name = fields.get("u", "")
-                    moment = _moment(fields)
-                    if kind == "j":
-                        self._online[name.lower()] = name
-                        text, event = f"{name} joined the chat", Event.JOIN
+                    if stream is self._dm:
+                        self._deliver_direct(message)
                     else:
-                        self._online.pop(name.lower(), None)
-                        text, event = f"{name} left the chat", Event.LEAVE
-                    parts.append(
-                        MessageParser.encode(
-                            MessageParser.info(text, moment=moment, event=event, user=name)
-                        )
-                    )
-                    joining = self._joining.pop(fields.get("o", ""), None) if kind == "j" else None
-                    if joining is not None and not joining.cancelled:
+                        stream.recent.append(message)
+                        parts.append(_encode(message))
+                    self._high_id = max(self._high_id, message.id or 0)
+                elif kind in ("j", "l"):
+                    joining = self._event(stream, fields, parts)
+                    if joining is not None:
                         # Everyone here before hears the join; the newcomer starts after it.
-                        self._flush(parts)
+                        self._flush(stream, parts)
                         parts = []
-                        self._members[name.lower()] = (name, joining.member, fields["o"])
-                        joining.member.welcome(sorted(self._online.values()), list(stream.recent))
+                        self._seat(stream, joining, fields.get("o", ""))
                         welcomed.append(joining)
                 stream.position = entry_id
-                if kind == "m":
-                    self._high_id = max(self._high_id, _parse_id(entry_id)[0])
-            self._flush(parts)
+            self._flush(stream, parts)
         for joining in welcomed:
             joining.done.set()
 
-    def _flush(self, parts: list[bytes]) -> None:
+    def _event(
+        self, stream: _Stream, fields: dict[str, str], parts: list[bytes]
+    ) -> _Joining | None:
+        """Apply a join or leave event (``_lock`` held): members, the info object for the
+        room's members here; returns the local login or room join waiting for it, if any."""
+        name = fields.get("u", "")
+        key = name.lower()
+        general = stream is self._general
+        extra: dict[str, Any] = {} if general else {"room": stream.room}
+        where = "the chat" if general else stream.room
+        if fields.get("k") == "j":
+            stream.members[key] = name
+            if general and fields.get("c") == "c":
+                self._classic.add(key)
+            text, event = f"{name} joined {where}", Event.JOIN
+        else:
+            stream.members.pop(key, None)
+            if general:
+                self._classic.discard(key)
+            text, event = f"{name} left {where}", Event.LEAVE
+        info = MessageParser.info(text, moment=_moment(fields), event=event, user=name, **extra)
+        parts.append(MessageParser.encode(info))
+        if fields.get("k") != "j":
+            return None
+        joining = self._joining.pop((stream.key, fields.get("o", "")), None)
+        return None if joining is None or joining.cancelled else joining
+
+    def _seat(self, stream: _Stream, joining: _Joining, owner: str) -> None:
+        """The login or room join reached its event: seat the member, answer it (``_lock``)."""
+        key = joining.name.lower()
+        users = sorted(stream.members.values())
+        stream.seats[key] = joining.member
+        if stream is self._general:
+            self._users[key] = _Login(joining.name, joining.member, owner)
+            joining.member.welcome(users, list(stream.recent))
+        else:
+            joining.member.joined(stream.room, users, list(stream.recent))
+
+    def _deliver_direct(self, message: Message) -> None:
+        """A direct message goes to its sender and its recipient on this node (``_lock``)."""
+        data = _encode(message)
+        for name in {message.user.lower(), (message.to or "").lower()}:
+            login = self._users.get(name)
+            if login is not None:
+                login.member.deliver(data)
+
+    def _flush(self, stream: _Stream, parts: list[bytes]) -> None:
         if not parts:
             return
         shared = b"".join(parts)
-        for _, member, _ in self._members.values():
+        for member in stream.seats.values():
             member.deliver_batch(shared, parts)
 
     # ---------------------------------------------------------- keeper thread
@@ -644,7 +909,7 @@ class ClusterRoom:
                 if time.monotonic() - up_since >= self.lease:
                     freed = self._reap_script(args=[PREFIX, self._general.key])
                     if freed:
-                        log.info("freed %d name(s) of node(s) whose lease ran out", freed)
+                        log.info("logged out %d user(s) of node(s) whose lease ran out", freed)
             except self._errors as exc:
                 self._lost(exc)
                 up_since = None
@@ -652,10 +917,12 @@ class ClusterRoom:
                 log.exception("cluster lease keeper: unexpected failure")
 
     def _lease_lost(self) -> None:
-        """Another node took this one for dead and freed its names: close its connections."""
+        """Another node took this one for dead and logged its users out: close them."""
         with self._lock:
-            members = [member for _, member, _ in self._members.values()]
-            self._members.clear()
+            members = [login.member for login in self._users.values()]
+            self._users.clear()
+            for stream in self._streams.values():
+                stream.seats.clear()
         log.warning(
             "this node's lease ran out (was it stopped?); closing its %d connection(s)",
             len(members),
@@ -664,18 +931,43 @@ class ClusterRoom:
             member.close()
 
 
+def _unavailable(text: str) -> Refused:
+    return Refused(ErrorCode.UNAVAILABLE, text)
+
+
+def _require_proven(member: Member) -> None:
+    if not member.proven:
+        raise Refused(
+            ErrorCode.BAD_REQUEST,
+            "direct messages are read back only by a registered name logged in with its"
+            " password (send register first)",
+        )
+
+
+def _key(member: Member) -> str:
+    name = member.name
+    assert name is not None
+    return name.lower()
+
+
+def _members_key(room: str) -> str:
+    return f"{PREFIX}members:{room}"
+
+
 def _moment(fields: dict[str, str]) -> datetime:
     return _EPOCH + timedelta(milliseconds=int(fields.get("ts", "0")))
 
 
 def _message(stream: _Stream, entry_id: str, fields: dict[str, str]) -> Message:
+    room = None if stream.room in ("", GENERAL_ROOM) else stream.room
     return Message(
         fields.get("t", ""),
         fields.get("u", ""),
         _moment(fields),
         _parse_id(entry_id)[0],
         fields.get("n"),
-        None if stream.room == GENERAL_ROOM else stream.room,
+        room,
+        fields.get("to"),
     )
 
 

@@ -487,32 +487,26 @@ def test_a_retried_batch_is_applied_once(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     batch = client.register_script(redis_scripts.BATCH)
     room = "tkchat:room:general"
-    args: list[str | int] = [
-        "tkchat:",
-        "nodeA",
-        "7",
-        0,
-        1000,
-        room,
-        "ann",
-        "",
-        "one",
-        room,
-        "ann",
-        "=x",
-        "two",
-    ]
-    first = batch(args=args)
-    again = batch(args=args)
-    assert first == again == ["1", "", "2", ""]
+
+    def call(node: str, token: str, seen: int, *messages: tuple[str, ...]) -> Any:
+        args: list[str | int] = ["tkchat:", node, token, seen, 1000]
+        for message in messages:
+            args += message
+        return batch(args=args)
+
+    # (stream, user, "=" + nonce or "", text, recipient or "", "session proven")
+    one, two = (room, "ann", "", "one", "", "1 0"), (room, "ann", "=x", "two", "", "1 0")
+    assert call("nodeA", "7", 0, one, two) == ["1", "", "2", ""]
+    assert call("nodeA", "7", 0, one, two) == ["1", "", "2", ""]  # the retry: same answer
     assert client.xlen(room) == 2
-    # A new token with a known nonce: the original id, and the stream that holds it.
-    resent = batch(args=["tkchat:", "nodeB", "1", 2, 1000, room, "ANN", "=x", "two"])
-    assert resent == ["2", room]
-    assert client.xlen(room) == 2
+    # The nonce resent through another node (another login of an unregistered name): the very
+    # same message is the original again; other words under that nonce are someone new's.
+    assert call("nodeB", "1", 2, (room, "ANN", "=x", "two", "", "5 0")) == ["2", room]
+    assert call("nodeB", "2", 2, (room, "ANN", "=x", "other", "", "5 0")) == ["3", ""]
+    assert client.xlen(room) == 3
     # A node that has seen an id above the counter (Redis lost data) is refused.
     with pytest.raises(redis.ResponseError, match="BEHIND"):
-        batch(args=["tkchat:", "nodeB", "2", 9, 1000, room, "ann", "", "three"])
+        call("nodeB", "3", 9, one)
     client.close()
 
 
