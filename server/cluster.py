@@ -358,11 +358,14 @@ class ClusterRoom:
             login = self._users.get(key)
             if stream is None or login is None or key not in stream.seats:
                 raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
-        self._check_writable()
+            self._check_writable()
+            # Out before the leave event exists: the member does not hear its own leave.
+            del stream.seats[key]
         if not self._call(self._part_script, login.session, login.name, room):
+            with self._lock:
+                if self._users.get(key) is login:
+                    stream.seats[key] = member
             raise _unavailable("the chat store cannot be reached; try again later")
-        with self._lock:
-            stream.seats.pop(key, None)
 
     def rooms(self) -> list[RoomInfo]:
         """Every room with its member count (all nodes); this node's view if Redis is down."""

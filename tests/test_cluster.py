@@ -671,3 +671,80 @@ def test_a_node_stopped_past_its_lease_closes_its_connections(
     taker.send("names")
     assert "sleeper" in taker.expect("info")["users"]
     assert any("lease ran out" in line for line in sleepy.log)
+
+
+# Rooms and direct messages across nodes ------------------------------------------------------
+def test_rooms_and_direct_messages_reach_the_right_people_on_every_node(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    alice, bob, carol = clients(first.port), clients(second.port), clients(second.port)
+    for person, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+        login(person, name)
+    for person in (alice, bob, carol):
+        drain(person, 0.3)  # the general join events
+    alice.send("join", "Dev")
+    joined = alice.expect("info", event="joined", room="dev")
+    assert joined["users"] == ["alice"]
+    alice.expect("history", room="dev")
+    bob.send("join", "dev")
+    assert bob.expect("info", event="joined", room="dev")["users"] == ["alice", "bob"]
+    bob.expect("history", room="dev")
+    event = alice.expect("info", event="join")
+    assert (event["room"], event["user"]) == ("dev", "bob")
+    # A room message: its members on both nodes, nobody else; ids are one sequence.
+    alice.send("msg", "in dev", room="dev")
+    in_dev = messages(alice, 1)[0]
+    assert (in_dev["room"], in_dev["id"]) == ("dev", 1)
+    assert messages(bob, 1)[0] == in_dev
+    carol.send("msg", "in general")
+    assert messages(carol, 1)[0]["id"] == 2
+    assert [m["id"] for m in messages(alice, 1) + messages(bob, 1)] == [2, 2]
+    # A direct message across nodes: the two only.
+    bob.send("msg", "psst", to="ALICE")
+    direct = messages(alice, 1)[0]
+    assert (direct["content"], direct["to"], direct["id"]) == ("psst", "alice", 3)
+    assert messages(bob, 1)[0] == direct
+    bob.send("msg", "hello?", to="nobody")
+    assert bob.expect("error")["code"] == "no_such_user"
+    carol.send("names", room="dev")
+    assert carol.expect("error")["code"] == "not_in_room"
+    carol.send("rooms")
+    rooms = {r["name"]: r["users"] for r in carol.expect("info")["rooms"]}
+    assert rooms == {"dev": 2, "general": 3}
+    # Older history from the room's stream; then bob parts and alice hears it.
+    alice.send("history", room="dev", limit=10)
+    page = alice.expect("history", room="dev")
+    assert [json.loads(item)["id"] for item in page["content"]] == [1]
+    assert page["more"] is False
+    bob.send("part", "dev")
+    bob.expect("info", event="parted", room="dev")
+    left = alice.expect("info", event="leave")
+    assert (left["room"], left["user"]) == ("dev", "bob")
+    # carol heard none of it: her next message is her own next post.
+    carol.send("msg", "still here")
+    assert [m["content"] for m in messages(carol, 1)] == ["still here"]
+
+
+def test_a_room_joined_on_one_node_keeps_its_history_for_a_member_on_another(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    writer, reader = clients(first.port), clients(second.port)
+    login(writer, "writer")
+    login(reader, "reader")
+    drain(writer, 0.3)
+    writer.send("join", "ops")
+    writer.expect("info", event="joined", room="ops")
+    writer.expect("history", room="ops")
+    for k in range(5):
+        writer.send("msg", f"ops {k}", room="ops")
+    assert len(messages(writer, 5)) == 5
+    reader.send("join", "ops")  # the second node starts following the room now
+    reader.expect("info", event="joined", room="ops")
+    history = reader.expect("history", room="ops")
+    assert [json.loads(item)["content"] for item in history["content"]] == [
+        f"ops {k}" for k in range(5)
+    ]
+    writer.send("msg", "live", room="ops")
+    assert [m["content"] for m in messages(reader, 1)] == ["live"]
