@@ -37,6 +37,7 @@ from server.room import LocalRoom
 
 if TYPE_CHECKING:
     from server.cluster import ClusterRoom
+    from server.cluster_accounts import RedisAccounts
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,14 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
+        self.accounts: Accounts | RedisAccounts
         try:
-            self.accounts = Accounts(config.db)
+            if config.redis:
+                from server.cluster_accounts import RedisAccounts  # noqa: PLC0415
+
+                self.accounts = RedisAccounts(config.redis)
+            else:
+                self.accounts = Accounts(config.db)
         except BaseException:
             self.store.close()
             raise

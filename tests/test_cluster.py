@@ -748,3 +748,23 @@ def test_a_room_joined_on_one_node_keeps_its_history_for_a_member_on_another(
     ]
     writer.send("msg", "live", room="ops")
     assert [m["content"] for m in messages(reader, 1)] == ["live"]
+
+
+def test_a_name_registered_on_one_node_needs_its_password_on_another(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    owner = clients(first.port)
+    login(owner, "owner")
+    owner.send("register", password="correct horse")
+    assert "registered" in owner.expect("info")["content"]
+    owner.send("logout")
+    owner.wait_closed()
+    thief = clients(second.port)
+    thief.send("login", "Owner", client="test/1.0")
+    refused = thief.expect("error")
+    assert (refused["code"], refused["field"]) == ("auth_failed", "password")
+    back = clients(second.port)
+    back.send("login", "owner", client="test/1.0", password="correct horse")
+    back.expect("info")
+    back.expect("history")
