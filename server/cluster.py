@@ -40,11 +40,10 @@ room's last id and members taken when it starts following it (a per-node wake-up
 the blocked XREAD take the new stream at once).  Entering a room is like a login: a script
 (``ENTER``) appends the join event, and the reader answers ``joined`` there.  A direct message
 is an entry of the ``dm`` stream that the reader hands to its sender and its recipient only.
-Older history (``page``) is ``XREVRANGE`` on a room's stream.  Search, and reading direct
-messages back (``direct_page``), answer ``unavailable`` in cluster mode for now: they need an
-index (a per-node SQLite copy fed from the streams would do).  Registered names live in each
-node's own SQLite file (``--db``), not in Redis yet: register on every node, or use a server
-password.
+Older history (``page``, ``direct_page``) is ``XREVRANGE`` on a stream.  Search answers
+``unavailable`` in cluster mode for now: it needs an index (a per-node SQLite copy fed from the
+streams would do).  Registered names and their password hashes are in Redis too
+(``server/cluster_accounts.py``).
 
 Locks: ``_lock`` guards members, online names, the streams' positions and recent history (the
 reader holds it while it delivers, so a welcome and a delivery never interleave); ``_cond``
@@ -85,6 +84,8 @@ READ_COUNT = 2000  # entries one XREAD returns at most, per stream
 READ_BLOCK_MS = 500  # how long one XREAD waits; the reader sees ``stop`` within this
 RETRY_SECONDS = 0.2  # between tries while Redis is down
 SETTLE_SECONDS = 10.0
+DM_STEP = 1000  # direct-message stream entries read at once by ``direct_page``
+DM_SCAN = 50_000  # entries ``direct_page`` looks at, at most
 JOIN_SECONDS = 10.0  # longest a login or a room join waits for the reader to reach its event
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -477,8 +478,33 @@ class ClusterRoom:
     def direct_page(
         self, member: Member, other: str, before: int | None, limit: int
     ) -> tuple[list[Message], bool]:
+        """Like ``page`` for the direct messages between ``member`` and ``other`` (proven logins
+        only), read back from the direct-message stream: at most ``DM_SCAN`` entries of it are
+        looked at per request, so a pair's old messages far back in a busy stream may not be
+        found (``more`` is then false)."""
         _require_proven(member)
-        raise _unavailable("direct message history is not available on a cluster server yet")
+        pair = {_key(member), other.lower()}
+        limit = max(1, min(limit, MAX_PAGE))
+        found: list[Message] = []
+        end = "+" if before is None else f"({before}-0"
+        scanned = 0
+        try:
+            while len(found) <= limit and scanned < DM_SCAN:
+                entries: Any = self._redis.xrevrange(DM_STREAM, end, "-", count=DM_STEP)
+                for entry_id, fields in entries:
+                    if {fields.get("u", "").lower(), fields.get("to", "").lower()} == pair:
+                        found.append(_message(self._dm, entry_id, fields))
+                        if len(found) > limit:
+                            break
+                if len(entries) < DM_STEP:
+                    break
+                scanned += len(entries)
+                end = "(" + entries[-1][0]
+        except self._errors as exc:
+            self._lost(exc)
+            raise _unavailable("the chat store cannot be reached; try again later") from exc
+        found.reverse()
+        return found[-limit:], len(found) > limit
 
     def search(self, member: Member, words: str, room: str | None, limit: int) -> list[Message]:
         raise _unavailable("search is not available on a cluster server yet")

@@ -768,3 +768,30 @@ def test_a_name_registered_on_one_node_needs_its_password_on_another(
     back.send("login", "owner", client="test/1.0", password="correct horse")
     back.expect("info")
     back.expect("history")
+
+
+def test_direct_message_history_and_search_on_a_cluster(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    owner, friend, other = clients(first.port), clients(second.port), clients(second.port)
+    login(owner, "owner")
+    login(friend, "friend")
+    login(other, "other")
+    owner.send("register", password="correct horse")
+    owner.expect("info")
+    friend.send("msg", "hi owner", to="owner")
+    other.send("msg", "not for the page", to="owner")
+    owner.send("msg", "hi friend", to="friend")
+    assert len(messages(owner, 3)) == 3
+    owner.send("history", limit=10, **{"with": "friend"})
+    page = owner.expect("history")
+    items = [json.loads(i) for i in page["content"]]
+    assert sorted(i["content"] for i in items) == ["hi friend", "hi owner"]
+    assert items[0]["id"] < items[1]["id"]  # oldest first
+    assert page["more"] is False
+    drain(friend, 0.3)  # its own echo and the owner's message
+    friend.send("history", limit=10, **{"with": "owner"})  # not proven: refused
+    assert friend.expect("error")["code"] == "bad_request"
+    owner.send("search", "hi")
+    assert owner.expect("error")["code"] == "unavailable"
