@@ -60,6 +60,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -151,7 +152,13 @@ class _Login:
 class ClusterRoom:
     """The chat of one node in a cluster: local members, the shared state in Redis."""
 
-    def __init__(self, url: str, history_size: int = 100, lease: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        history_size: int = 100,
+        lease: float = 5.0,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
         import redis  # noqa: PLC0415 - cluster mode only: a plain server never loads redis
         from redis.backoff import NoBackoff  # noqa: PLC0415
         from redis.retry import Retry  # noqa: PLC0415
@@ -169,6 +176,9 @@ class ClusterRoom:
             url, socket_timeout=READ_BLOCK_MS / 1000 + 5.0, **common
         )
         self.url = url
+        # Called after each delivery, outside the locks (as LocalRoom does): waits for clients
+        # that are behind but reading (``Sender.throttle``).
+        self._throttle = throttle
         self.history_size = history_size
         self.lease = lease
         self.node = uuid.uuid4().hex[:12]
@@ -817,6 +827,8 @@ class ClusterRoom:
             for key, entries in reply or []:
                 self._deliver(self._streams[key], entries)
             self._release_awaiting()
+            if reply and self._throttle is not None:
+                self._throttle()
 
     def _resume(self) -> None:
         """After a reconnect: check that Redis still has everything this node saw."""
