@@ -95,6 +95,8 @@ def server(args: list[str]) -> Iterator[tuple[int, int]]:
     """``python -m server`` on a free port; yields (pid, port) once it listens."""
     cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--rate-limit", "0", "--log-level", "INFO", *args]
+    # Every load client comes from 127.0.0.1: no per-address limits (as bench/server_load.py).
+    cmd += ["--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     port = 0
