@@ -369,11 +369,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
         # The password before the name's availability: without it nobody learns whether a
         # registered user is online.
         proven = False
-        if self.server.accounts.is_registered(content):
-            if not self.server.accounts.verify(content, payload.get("password")):
+        try:
+            registered = self.server.accounts.is_registered(content)
+            if registered and not self.server.accounts.verify(content, payload.get("password")):
                 self._auth_failed(AuthField.PASSWORD, content)
                 return
-            proven = True
+        except AccountsUnavailable:  # cluster mode: Redis cannot be reached
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
+        proven = registered
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -391,6 +395,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
+            return
+        except Refused as refused:  # cluster mode: Redis cannot be reached
+            self._name = None
+            self.proven = False
+            self._error(refused.code, refused.text)
             return
         log.info(
             "login %s (%s, %s%s)",
@@ -410,7 +419,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         password = payload.get("password")
         new_password = payload.get("new_password")
         accounts = self.server.accounts
-        registered = accounts.is_registered(name)
+        try:
+            registered = accounts.is_registered(name)
+        except AccountsUnavailable:
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
         chosen = password if new_password is None else new_password
         problem = password_problem(chosen)
         if problem is not None:
@@ -424,19 +437,18 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 'send the current one as "password" and the new one as "new_password"',
             )
             return
-        if new_password is not None:
-            if not registered:
-                self._error(
-                    ErrorCode.BAD_REQUEST,
-                    f'bad request: the name {name} is not registered; send "password" alone '
-                    "to register it",
-                )
-                return
-            if not accounts.verify(name, password):
-                self._auth_failed(AuthField.PASSWORD, name)
-                return
+        if new_password is not None and not registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: the name {name} is not registered; send "password" alone '
+                "to register it",
+            )
+            return
         assert isinstance(chosen, str)
         try:
+            if new_password is not None and not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
             accounts.set_password(name, chosen)
         except AccountsUnavailable:
             self._error(
