@@ -387,7 +387,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
         if not self._logged_in():
             return
-        rooms = self.server.room.rooms()
+        try:
+            rooms = self.server.room.rooms()
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
         shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
         more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
         self.send(
