@@ -676,16 +676,15 @@ class LocalRoom:
                 for member in targets:
                     hears.setdefault(member, []).append([index])
                     whole.pop(member, None)
-            shared: dict[str, bytes] = {}
+            shared: dict[str, tuple[bytes, list[bytes]]] = {}  # room -> its part, joined
             for member, lists in hears.items():
                 room_of_all = whole.get(member)
                 if room_of_all is not None:
-                    data = shared.get(room_of_all)
-                    if data is None:
-                        data = shared[room_of_all] = b"".join(
-                            parts[i] for i in by_room[room_of_all]
-                        )
-                    member.deliver_batch(data, [parts[i] for i in by_room[room_of_all]])
+                    whole_part = shared.get(room_of_all)
+                    if whole_part is None:
+                        own_parts = [parts[i] for i in by_room[room_of_all]]
+                        whole_part = shared[room_of_all] = (b"".join(own_parts), own_parts)
+                    member.deliver_batch(*whole_part)
                     continue
                 indices = sorted(i for own in lists for i in own)
                 mine = [parts[i] for i in indices]
