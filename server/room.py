@@ -63,7 +63,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 NONCE_MEMORY = 1000  # a user's nonce is remembered over their last this-many messages
 MAX_PENDING = 256  # posts of one member queued before ``post`` blocks
 MAX_BATCH = 2000  # drafts in one transaction (bounds the latency of a batch)
+MAX_BATCH_BYTES = 256 * 1024  # about the most one batch's broadcast takes encoded
 NOTICE_LINGER = 0.02  # seconds join/leave events wait to be batched (messages never wait)
 SETTLE_SECONDS = 10.0  # longest a handler waits for its posts to be broadcast
 MAX_ROOMS_LISTED = 1000  # rooms in a ``rooms`` answer (the busiest), so it fits in 64 KiB
@@ -179,8 +180,16 @@ class LocalRoom:
     """The conversations of this process: the one owner of users, rooms, recent history and
     nonces.  See the module docstring for the interface and the locking rules."""
 
-    def __init__(self, store: HistoryStore, history_size: int = 100) -> None:
+    def __init__(
+        self,
+        store: HistoryStore,
+        history_size: int = 100,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
+        # Called after each broadcast, outside the locks: waits for readers that are behind
+        # but reading (``Sender.throttle``), so big bursts go out at the readers' pace.
+        self._throttle = throttle
         self._lock = threading.Lock()
         self._users: dict[str, str] = {}  # lower-case name -> name as logged in
         self._rooms: dict[str, dict[str, _Seat]] = {GENERAL_ROOM: {}}  # room -> key -> seat
@@ -494,12 +503,15 @@ class LocalRoom:
                         self._lingering = True
                         self._cond.wait(NOTICE_LINGER)
                         self._lingering = False
-                    batch = self._queue[:MAX_BATCH]
-                    del self._queue[:MAX_BATCH]
+                    size = _batch_size(self._queue)
+                    batch = self._queue[:size]
+                    del self._queue[:size]
                 try:
                     self._write(batch)
                 except Exception:
                     log.exception("history writer: a batch of %d was not stored", len(batch))
+                if self._throttle is not None:
+                    self._throttle()
                 with self._cond:
                     for item in batch:
                         if isinstance(item, _Draft):
@@ -759,3 +771,25 @@ def _last_id(recent: deque[Message]) -> int:
 
 def _encode(message: Message) -> bytes:
     return MessageParser.encode(message.to_response())
+
+
+def _batch_size(queue: list[_Draft | _Notice]) -> int:
+    """How many queued items the writer takes at once: at most ``MAX_BATCH``, at most about
+    ``MAX_BATCH_BYTES`` encoded (one item at least).
+
+    A batch goes to every member as one string.  Bounded in bytes, it stays far under a
+    connection's ``--max-queue-bytes``, so a reader that keeps up never holds more than a
+    couple of batches (two users' bursts of 4,000 emoji once made one 19 MB string).  A
+    message's encoded size is estimated from above without encoding it: printable ASCII is at
+    most 2 bytes a character escaped, anything else at most 12 (an escaped surrogate pair)."""
+    size = 0
+    for count, item in enumerate(queue[:MAX_BATCH]):
+        if isinstance(item, _Notice):
+            size += len(item.data)
+        else:
+            text = item.message.text
+            per_char = 2 if text.isascii() and text.isprintable() else 12
+            size += 300 + per_char * len(text)  # 300: the envelope, name and nonce
+        if size > MAX_BATCH_BYTES and count:
+            return count
+    return min(len(queue), MAX_BATCH)
