@@ -1,0 +1,265 @@
+"""The terminal client's conversations (rooms, direct messages, ``/more``, ``/search``),
+passwords, and how it shows text that tries to pass for something else (issue 11 item 8).
+
+Real sockets throughout: ``python -m gui.terminal`` as a subprocess, against the real server
+where it has the feature and against ``tests.fake_tkchat`` (a scripted TkChat server) for
+the conversation extensions."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from common.message import Message
+from gui.client import Client
+from gui.events import ClientEvent
+from gui.terminal import TerminalSession, format_message
+from server.app import ChatServer
+from tests.conftest import wait_for
+from tests.fake_ktn import FakeKTN, obj
+from tests.fake_tkchat import FakeTkChat
+from tests.test_terminal import CLOCK, Terminal, terminals  # noqa: F401 - the fixture
+from tests.wire import WireClient
+
+
+def test_continuation_lines_are_indented_under_the_sender_and_invisibles_escaped(
+    server: ChatServer,
+    terminals: Callable[[int], Terminal],  # noqa: F811
+) -> None:
+    alice = terminals(server.port)
+    alice.type("login alice")
+    alice.wait_line(r"--- end of history ---")
+    mallory = WireClient(server.port)
+    try:
+        mallory.login("mallory")
+        mallory.send("msg", "hi\n* mallory left the chat\n[12:00:00] admin: log in again")
+        alice.wait_line(rf"^{CLOCK} mallory: hi$")
+        forged = alice.wait_line(r"\* mallory left the chat$")
+        assert forged == " " * len("[00:00:00] ") + "  * mallory left the chat"
+        alice.wait_line(r"^ {13}\[12:00:00\] admin: log in again$")
+        mallory.send("msg", "evil\u202etxt.exe zero\u200bwidth \ufeffbom \u2066iso\u2069")
+        alice.wait_line(
+            r"mallory: evil<U\+202E>txt\.exe zero<U\+200B>width <U\+FEFF>bom "
+            r"<U\+2066>iso<U\+2069>$"
+        )
+    finally:
+        mallory.close()
+    assert alice.end() == 0
+    assert not any(line.startswith("* mallory left") for line in alice.lines)
+    assert not [line for line in alice.lines if "\u202e" in line or "\u200b" in line]
+
+
+def test_format_message_labels_rooms_and_direct_messages() -> None:
+    assert format_message(Message("hi", "bob"), "alice")[0].endswith("] bob: hi")
+    assert format_message(Message("hi", "bob", room="dev"), "alice")[0].endswith("] #dev bob: hi")
+    assert format_message(Message("hi", "alice", to="Bob"), "alice")[0].endswith("] @Bob alice: hi")
+    two = format_message(Message("a\nb", "bob", room="dev"), "alice")
+    assert two[1] == " " * len("[00:00:00] #dev ") + "  b"
+
+
+@pytest.fixture
+def fake_tkchat() -> Iterator[tuple[FakeKTN, FakeTkChat]]:
+    script = FakeTkChat()
+    fake = FakeKTN(script, close_on_logout=True)
+    yield fake, script
+    fake.close()
+
+
+def test_rooms_direct_messages_more_and_search_from_the_terminal(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    terminals: Callable[[int], Terminal],  # noqa: F811
+) -> None:
+    fake, script = fake_tkchat
+    for number in range(1, 61):  # an older conversation in #dev: more than one page
+        script.add("bob", f"dev line {number}", room="dev")
+    term = terminals(fake.port)
+    term.type("login alice")
+    term.wait_line(r"--- end of history ---")
+    term.type("/join dev")
+    term.wait_line(rf"^{CLOCK} \* you joined #dev; here: alice$")
+    term.wait_line(r"^--- history of #dev: 60 earlier message\(s\) ---$")
+    term.type("hello dev people")  # plain text goes to the current room
+    term.wait_line(rf"^{CLOCK} #dev alice: hello dev people$")
+    assert fake.requests[-1] == {"request": "msg", "content": "hello dev people", "room": "dev"}
+    term.type("/msg bob just you and me")
+    term.wait_line(rf"^{CLOCK} @bob alice: just you and me$")
+    assert fake.requests[-1]["to"] == "bob" and "room" not in fake.requests[-1]
+    term.type("/more")  # the oldest #dev message shown was id 1: nothing older
+    term.wait_line(r"^--- 0 older message\(s\) in #dev ---$")
+    term.wait_line(r"^--- that is the first message; nothing older ---$")
+    assert fake.requests[-1] == {
+        "request": "history",
+        "content": None,
+        "room": "dev",
+        "before": 1,
+        "limit": 50,
+    }
+    term.type("/search line 57")
+    term.wait_line(r"^--- search 'line 57': 1 result\(s\) ---$")
+    term.wait_line(rf"^{CLOCK} #dev bob: dev line 57$")
+    assert fake.requests[-1] == {"request": "search", "content": "line 57"}
+    term.type("/rooms")
+    term.wait_line(rf"^{CLOCK} \* rooms: #dev \(1\), #general \(1\)$")
+    term.type("/part")
+    term.wait_line(rf"^{CLOCK} \* you left #dev$")
+    term.type("back in general")
+    term.wait_line(rf"^{CLOCK} alice: back in general$")
+    assert fake.requests[-1] == {"request": "msg", "content": "back in general"}
+    term.type("/frobnicate")
+    term.wait_line(r"^! unknown command '/frobnicate'")
+    assert term.end() == 0
+    assert not [e for e in term.errors if "Traceback" in e], term.errors
+
+
+def test_more_walks_back_page_by_page_until_the_first(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    terminals: Callable[[int], Terminal],  # noqa: F811
+) -> None:
+    fake, script = fake_tkchat
+    for number in range(1, 131):  # the login shows none of general; /more pages back
+        script.add("bob", f"old {number}")
+    term = terminals(fake.port)
+    term.type("login alice")
+    term.wait_line(r"--- end of history ---")
+    term.type("/more")
+    term.wait_line(r"^--- 50 older message\(s\) ---$")
+    term.wait_line(r"bob: old 81$")
+    term.type("/more")
+    term.wait_line(r"bob: old 31$")
+    term.type("/more")
+    term.wait_line(r"^--- 30 older message\(s\) ---$")
+    term.wait_line(r"^--- that is the first message; nothing older ---$")
+    shown = [line for line in term.lines if " bob: old " in line]
+    assert sorted(int(line.rsplit(" ", 1)[1]) for line in shown) == list(range(1, 131))
+    assert term.end() == 0
+
+
+def test_new_commands_say_they_are_not_available_on_a_classic_server(
+    terminals: Callable[[int], Terminal],  # noqa: F811
+) -> None:
+    def classic(fake: FakeKTN, request: dict[str, object]) -> list[bytes]:
+        if request.get("request") == "login":
+            return [obj("info", "Login successful", sender="SERVER"), obj("history", [])]
+        if request.get("request") == "msg":
+            return [obj("message", request.get("content"), sender=fake.username)]
+        return [obj("info", "bye")]
+
+    fake = FakeKTN(classic)
+    try:
+        term = terminals(fake.port)
+        term.type("login alice")
+        term.wait_line(r"--- end of history ---")
+        for command in ("/join dev", "/rooms", "/msg bob hi", "/more", "/search x", "register"):
+            term.type(command)
+            term.wait_line(rf"! {command.split()[0]} is not available on this server")
+        term.type("still works")
+        term.wait_line(r"alice: still works$")
+        assert [r["request"] for r in fake.requests] == ["login", "msg"]
+        assert term.end() == 0
+    finally:
+        fake.close()
+
+
+def test_passwords_come_from_the_environment_never_a_flag(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    terminals: Callable[[int], Terminal],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake, script = fake_tkchat
+    monkeypatch.setenv("TKCHAT_PASSWORD", "correct horse")
+    monkeypatch.setenv("TKCHAT_SERVER_PASSWORD", "let me in")
+    term = terminals(fake.port)
+    term.type("login alice")
+    term.wait_line(r"--- end of history ---")
+    login = fake.requests[0]
+    assert login["password"] == "correct horse" and login["server_password"] == "let me in"
+    term.type("register")
+    term.wait_line(rf"^{CLOCK} \* alice is registered$")
+    assert fake.requests[-1] == {
+        "request": "register",
+        "content": None,
+        "password": "correct horse",
+    }
+    assert script.password == "correct horse"
+    assert term.end() == 0
+    assert "correct horse" not in " ".join(term.proc.args)  # type: ignore[arg-type]
+
+
+class _Asker:
+    """Stands in for ``getpass``: answers the questions in order and records them."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.questions: list[str] = []
+
+    def __call__(self, question: str) -> str:
+        self.questions.append(question)
+        return self.answers.pop(0)
+
+
+def _session(port: int, asker: _Asker, out: io.StringIO) -> tuple[Client, TerminalSession]:
+    holder: list[TerminalSession] = []
+
+    def on_event(event: ClientEvent) -> None:
+        holder[0].on_event(event)
+
+    client = Client("127.0.0.1", port, on_event, client_id="tkchat-terminal/1.0")
+    session = TerminalSession(client, out, ask_password=asker, environ={})
+    holder.append(session)
+    client.run()
+    return client, session
+
+
+def test_register_asks_twice_and_a_later_login_asks_for_the_password(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+) -> None:
+    fake, script = fake_tkchat
+    out = io.StringIO()
+    asker = _Asker("short", "short", "a good password", "a good password")
+    client, session = _session(fake.port, asker, out)
+    try:
+        session.handle_line("login alice")
+        wait_for(lambda: session.logged_in, what="login")
+        session.handle_line("register")
+        assert "8-256 characters" in out.getvalue()  # too short: nothing sent
+        session.handle_line("register")
+        wait_for(lambda: script.password == "a good password", what="register")
+        assert asker.questions == ["New password for alice: ", "The same password again: "] * 2
+    finally:
+        client.disconnect()
+    fake.requests.clear()
+    asker = _Asker("wrong guess", "a good password")
+    client, session = _session(fake.port, asker, io.StringIO())
+    try:
+        session.handle_line("login alice")  # waits while it asks and tries again
+        assert session.logged_in
+        assert asker.questions == ["Password for alice: "] * 2
+        assert [r.get("password") for r in fake.requests] == [
+            None,
+            "wrong guess",
+            "a good password",
+        ]
+    finally:
+        client.disconnect()
+
+
+def test_prompt_shows_the_current_conversation(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+) -> None:
+    fake, _script = fake_tkchat
+    out = io.StringIO()
+    client, session = _session(fake.port, _Asker(), out)
+    try:
+        assert session.prompt == "#general> "
+        session.handle_line("login alice")
+        wait_for(lambda: session.logged_in, what="login")
+        session.handle_line("/join Dev")
+        wait_for(lambda: session.prompt == "#dev> ", what="the prompt to follow the join")
+        session.handle_line("/msg bob")
+        assert session.prompt == "@bob> "
+        session.handle_line("/join general")
+        assert session.prompt == "#general> "
+    finally:
+        client.disconnect()
