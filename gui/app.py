@@ -25,6 +25,7 @@ from common.message import Message
 from gui import commands, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
+from gui.conversation_view import Conversations
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
 from gui.session import Backoff, Pending, Session, State
@@ -90,6 +91,9 @@ class ChatApp:
         self.session = Session(
             self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
         )
+        # Rooms and direct messages: one pane per conversation (gui/conversation_view.py).
+        self.conversations = Conversations(self)
+        self.session.claim = self.conversations.claim
         self.theme_var = tk.StringVar(window, value=self.settings.theme)
         self._build_menu()
         self._bind_keys()
@@ -151,6 +155,9 @@ class ChatApp:
             "<Control-KP_Subtract>": lambda: self.change_font(-1),
             "<Control-Key-0>": lambda: self.change_font(0),
             "<Control-q>": self.quit,
+            "<Control-k>": self.conversations.switcher.open,
+            "<Control-j>": self.conversations.switcher.open,
+            "<Control-f>": self.conversations.search_box.open,
         }
         for sequence, action in bindings.items():
             window.bind(sequence, _ignore_event(action), add=True)
@@ -207,6 +214,7 @@ class ChatApp:
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
+        self.conversations.reset(host, port, name)
         self.session.connect(host, port, name)
 
     def host_and_join(self, name: str) -> None:
@@ -223,6 +231,7 @@ class ChatApp:
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
+        self.conversations.reset(hosted.connect_host, hosted.port, name)
         self.session.connect(hosted.connect_host, hosted.port, name)
 
     def start_local_server(self) -> HostedServer | None:
@@ -254,7 +263,10 @@ class ChatApp:
         if isinstance(parsed, str):
             if not parsed.strip():
                 return False
-            return self.session.send(parsed) is not None
+            return self.session.send(parsed, self.conversations.current) is not None
+        if self.conversations.command(parsed):
+            self.pane.flush()
+            return True
         if not parsed.known:
             self.pane.add_info(
                 f"unknown command {parsed.name[:40]}; /help lists the commands "
@@ -325,6 +337,8 @@ class ChatApp:
             self.pane.add_info(status, error=state is not State.ONLINE)
         if state is State.ONLINE:
             self._was_lost = False
+        else:
+            self.conversations.offline()
         self._title_dirty = True
 
     def _refresh_status(self) -> None:
@@ -343,6 +357,7 @@ class ChatApp:
         self.connect_view.show_error(reason)
 
     def logged_in(self, first: bool) -> None:
+        self.conversations.online()
         if first:
             self.settings.save(self.config_dir)
             self.show_chat()
@@ -354,20 +369,26 @@ class ChatApp:
     def show_message(
         self, message: Message, own: bool, settled: str | None, from_history: bool
     ) -> None:
-        if settled is not None:
-            self.pane.settle(settled)
-            self._status_dirty = True
         live_other = not own and not from_history
+        pane = self.conversations.route(message)  # the pane of the message's conversation
+        if pane is None:
+            return  # shown there already
+        if settled is not None:
+            pane.settle(settled)
+            self._status_dirty = True
         if live_other and not self.focused and self.unread == 0:
-            self.pane.add_unread_marker()
-        mention = self.pane.add_message(message, own)
+            pane.add_unread_marker()
+        # A direct message counts like a mention (title, bell, the list's mark).
+        mention = pane.add_message(message, own) or message.to is not None
+        if live_other:
+            self.conversations.arrived(message, mention)
         if live_other and not self.focused:
             self.unread += 1
             self._title_dirty = True
             self._ring(loud=mention)
 
     def show_pending(self, pending: Pending) -> None:
-        self.pane.add_pending(pending.nonce, pending.text)
+        self.conversations.pane(pending.conversation).add_pending(pending.nonce, pending.text)
         self._refresh_status()
 
     def show_info(self, text: str) -> None:
@@ -377,7 +398,7 @@ class ChatApp:
         self.pane.add_info(text, error=True)
 
     def users_changed(self, users: list[str]) -> None:
-        self.chat_view.users.set_users(users)
+        self.conversations.users_changed(users)
 
     # ---------------------------------------------------------- the loop
     def _pump(self) -> None:
@@ -386,6 +407,7 @@ class ChatApp:
         try:
             more = self.session.drain(DRAIN_BUDGET_SECONDS, DRAIN_LIMIT)
             now = time.monotonic()
+            self.conversations.flush()
             if self.pane.flush() or more:
                 self._last_activity = now
             if self._title_dirty:

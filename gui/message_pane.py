@@ -407,3 +407,27 @@ class MessagePane(ttk.Frame):
     def content(self) -> str:
         """All text shown (tests and the failure dumps read this)."""
         return str(self.text.get("1.0", "end-1c"))
+
+    # ------------------------------------------- older pages (gui/conversation_view.py)
+    def prepend(self, messages: list[Message], own_name: str = "") -> None:
+        """Put older messages (a history page, oldest first) above everything shown,
+        keeping the view still: the first visible line stays the first visible line."""
+        if not messages:
+            return
+        self.flush()
+        saved_batch, saved_day = self._batch, self._last_day
+        self._batch, self._last_day = [], None
+        try:
+            for message in messages:
+                own = bool(own_name) and message.user.lower() == own_name.lower()
+                self.add_message(message, own)
+            batch = self._batch
+        finally:
+            self._batch, self._last_day = saved_batch, saved_day
+        text = self.text
+        line, column = text.index("@0,0").split(".")
+        added = sum(str(chunk).count("\n") for chunk in batch[::2])
+        text.configure(state="normal")
+        text.tk.call(text, "insert", "1.0", *batch)
+        text.configure(state="disabled")
+        text.yview(f"{int(line) + added}.{column}")

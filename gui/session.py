@@ -29,7 +29,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.message import Message
 from common.protocol import (
@@ -41,7 +41,9 @@ from common.protocol import (
     InfoResponse,
     MessageResponse,
 )
+from gui import conversation_requests
 from gui.client import Client
+from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class Pending:
     nonce: str
     text: str
     sends: int = 0
+    conversation: Conversation = GENERAL  # where it goes (a room or a direct message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,23 @@ class Session:
         self._seen_keys: set[tuple[str, str, str]] = set()
         self._seen_order: deque[tuple[str, str, str]] = deque()
         self._expect_history = False
+        # Conversations (gui/conversation_view.py) sees each event first and takes those of
+        # rooms, direct messages, paging and search (True: taken, the session skips it).
+        self.claim: Callable[[ClientEvent], bool] | None = None
+
+    # ------------------------------------------------------- conversations hooks
+    @property
+    def speaks_tkchat(self) -> bool:
+        """The server has sent TkChat's keys (ids, codes, users): it has the extensions."""
+        return self._client is not None and self._client.pipelining
+
+    def request(self, payload: dict[str, Any]) -> bool:
+        """Send a request built by ``gui.conversation_requests``; False when offline."""
+        if self._client is None or self.state is not State.ONLINE:
+            self.listener.show_error("not connected")
+            return False
+        self._client.send_payload(payload)
+        return True
 
     # ------------------------------------------------------------ user actions
     def connect(self, host: str, port: int, name: str) -> None:
@@ -168,7 +188,7 @@ class Session:
         self.users = []
         self._open_connection()
 
-    def send(self, text: str) -> Pending | None:
+    def send(self, text: str, conversation: Conversation = GENERAL) -> Pending | None:
         """Queue a message for sending; it is pending until echoed.  None if not allowed."""
         if not self.name or self.state is State.DISCONNECTED:
             self.listener.show_error("not connected: connect to a server first")
@@ -178,7 +198,7 @@ class Session:
                 f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})"
             )
             return None
-        pending = Pending(uuid.uuid4().hex[:20], text)
+        pending = Pending(uuid.uuid4().hex[:20], text, conversation=conversation)
         self.pending[pending.nonce] = pending
         self.listener.show_pending(pending)
         if self.state is State.ONLINE:
@@ -242,6 +262,8 @@ class Session:
         return not self.events.empty()
 
     def _handle(self, event: ClientEvent | ConnectFailed) -> None:
+        if self.claim is not None and not isinstance(event, ConnectFailed) and self.claim(event):
+            return
         if isinstance(event, MessageResponse):
             self._on_message(event.message, from_history=False)
             if self.state is State.LOGGING_IN:
@@ -483,7 +505,11 @@ class Session:
         pending.sends += 1
         if pending.sends > 1:
             log.info("resending pending message %s (send %d)", pending.nonce, pending.sends)
-        self._client.send_message(pending.text, pending.nonce)
+        if pending.conversation == GENERAL:
+            self._client.send_message(pending.text, pending.nonce)
+        else:
+            payload = conversation_requests.say(pending.conversation, pending.text, pending.nonce)
+            self._client.send_payload(payload)
 
     # ---------------------------------------------------------------- helpers
     def _set_state(self, state: State, detail: str) -> None:
