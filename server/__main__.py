@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from common.protocol import DEFAULT_PORT
@@ -77,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="unread output per connection before it is dropped (default: %(default)s)",
     )
     parser.add_argument(
+        "--keep-days",
+        type=_positive(float),
+        default=None,
+        help="delete messages older than this many days (default: keep everything)",
+    )
+    parser.add_argument(
+        "--keep-messages",
+        type=_positive(int),
+        default=None,
+        help="keep only this many newest messages (default: keep everything)",
+    )
+    parser.add_argument(
         "--password", default=None, help="require this password on login (default: none)"
     )
     parser.add_argument(
@@ -100,7 +113,24 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         rate_burst=args.rate_burst,
         max_queue_bytes=args.max_queue_bytes,
         password=args.password,
+        keep_days=args.keep_days,
+        keep_messages=args.keep_messages,
     )
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero of ``kind``."""
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0: {text}")
+        return value
+
+    return convert
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from server.config import ServerConfig
 from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.outbox import Sender
+from server.retention import Retention
 from server.room import LocalRoom
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = HistoryStore(config.db)
+        self.store = HistoryStore(config.db, config.busy_timeout)
         self.room = LocalRoom(self.store, config.history_size)
+        self.retention = Retention(
+            self.store, config.keep_days, config.keep_messages, config.retention_interval
+        )
         self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
@@ -52,6 +56,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             raise
         self.sender.start()
         self.room.start()
+        self.retention.start()
 
     @property
     def port(self) -> int:
@@ -139,6 +144,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self._serving.join(timeout)
         self.server_close()
         # Store and broadcast every message already accepted before the shutdown notice.
+        self.retention.stop(timeout)
         self.room.stop(timeout)
         with self._handlers_lock:
             handlers = list(self._handlers)

@@ -31,3 +31,10 @@ class ServerConfig:
     max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
     password: str | None = None
     shutdown_flush_seconds: float = 2.0
+    # Retention: None keeps everything; a prune runs at start and every retention_interval s.
+    keep_days: float | None = None
+    keep_messages: int | None = None
+    retention_interval: float = 600.0
+    # Seconds a commit waits for another program holding the history file before the senders
+    # get ``unavailable`` (they resend later with the same nonce).
+    busy_timeout: float = 1.0

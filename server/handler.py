@@ -18,17 +18,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from common.decoder import DecodeError, StreamDecoder
-from common.message import Message
+from common.message import GENERAL_ROOM, Message
 from common.protocol import (
     CLASSIC_HISTORY_BYTES,
+    DEFAULT_SEARCH,
     MAX_MESSAGE_CHARS,
     MAX_NONCE_CHARS,
     MAX_OBJECT_BYTES,
+    MAX_PAGE,
+    MAX_SEARCH,
     ErrorCode,
+    Event,
     MessageParser,
     is_valid_username,
+    room_name,
 )
-from server.room import NameTaken
+from server.room import NameTaken, Refused
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -39,6 +44,9 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+TkChat clients also have rooms, direct messages, older history and search:
+  join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
+  history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
   help           show this text
   logout         log out and close the connection"""
 
@@ -78,6 +86,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
+        self.proven: bool = False  # logged in with the password of a registered name
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
         config = self.server.config
@@ -186,8 +195,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.outbox.put_batch(data, parts)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
+        # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the
+        # writer, which needs that lock; see the lock order in server/room.py).
         name = self._name
-        self.send(
+        self._answer(
             MessageParser.info(
                 f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
@@ -197,7 +208,25 @@ class ClientHandler(socketserver.BaseRequestHandler):
             limit = CLASSIC_HISTORY_BYTES
         else:
             limit = MAX_OBJECT_BYTES
-        self.send(MessageParser.history_within(history, limit))
+        self._answer(MessageParser.history_within(history, limit))
+
+    def joined(self, room: str, users: list[str], history: list[Message]) -> None:
+        # Under the room's lock, like ``welcome``.
+        self._answer(
+            MessageParser.info(
+                f"You joined {room}. Members: {in_words(users)}",
+                event=Event.JOINED,
+                room=room,
+                users=users,
+            )
+        )
+        answer = MessageParser.history_within(history, MAX_OBJECT_BYTES - _KEYS_ROOM)
+        answer["room"] = room
+        self._answer(answer)
+
+    def _answer(self, payload: dict[str, Any]) -> None:
+        """Queue a response now, without waiting for this client's queued posts."""
+        self._put(MessageParser.encode(payload))
 
     # ------------------------------------------------------------- requests
     def parse_request(self, payload: dict[str, Any]) -> None:
@@ -281,19 +310,195 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.BAD_REQUEST, problem)
             return
         assert content is not None
+        to = payload.get("to")
+        if to is not None:
+            if "room" in payload:
+                self._error(
+                    ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
+                )
+                return
+            if not is_valid_username(to):
+                self._error(ErrorCode.NO_SUCH_USER, 'no such user: "to" must be a username')
+                return
+            if self.classic:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    'direct messages need a client that sends "client" at login',
+                )
+                return
+        room = self._room_of(payload)
+        if room is None:
+            return
         if not self._limiter.allow():
             self._error(
                 ErrorCode.RATE_LIMITED, "slow down: too many messages; this one was not sent"
             )
             return
-        self.server.room.post(name, self, content, nonce)
+        try:
+            self.server.room.post(name, self, content, nonce, room=room, to=to)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
 
     def parse_names(self, content: str | None, payload: dict[str, Any]) -> None:
         if self._name is None:
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
-        users = self.server.room.names()
-        self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
+        room = self._room_of(payload)
+        if room is None:
+            return
+        try:
+            users = self.server.room.names(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        if room == GENERAL_ROOM:
+            self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
+        else:
+            self.send(
+                MessageParser.info(f"Users in {room}: {in_words(users)}", users=users, room=room)
+            )
+
+    def parse_join(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        room = self._valid_room(content)
+        if room is None:
+            return
+        self.server.room.settle(self)  # earlier echoes first; ``enter`` answers under its lock
+        try:
+            self.server.room.enter(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+
+    def parse_part(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        room = self._valid_room(content)
+        if room is None:
+            return
+        self.server.room.settle(self)
+        try:
+            self.server.room.part(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        self.send(MessageParser.info(f"You left {room}.", event=Event.PARTED, room=room))
+
+    def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        rooms = self.server.room.rooms()
+        shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
+        more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
+        self.send(
+            MessageParser.info(
+                f"Rooms: {', '.join(shown)}{more}", rooms=MessageParser.rooms_list(rooms)
+            )
+        )
+
+    def parse_history(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        before = payload.get("before")
+        if before is not None and (not _is_int(before) or before < 1):
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "before" must be a message id')
+            return
+        limit = self._limit(payload, self.server.room.history_size, MAX_PAGE)
+        if limit is None:
+            return
+        other = payload.get("with")
+        try:
+            if other is not None:
+                if "room" in payload:
+                    self._error(
+                        ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
+                    )
+                    return
+                if not is_valid_username(other):
+                    self._error(ErrorCode.BAD_REQUEST, 'bad request: "with" must be a username')
+                    return
+                messages, more = self.server.room.direct_page(self, other, before, limit)
+                keys: dict[str, Any] = {"with": other}
+            else:
+                room = self._room_of(payload)
+                if room is None:
+                    return
+                messages, more = self.server.room.page(self, room, before, limit)
+                keys = {"room": room}
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        answer, cut = _fitting(messages)
+        answer.update(keys, before=before, more=more or cut)
+        self.send(answer)
+
+    def parse_search(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        if (
+            content is None
+            or not content.strip()
+            or len(content) > MAX_SEARCH_CHARS
+            or not _is_unicode(content)
+        ):
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: search needs "content": WORDS (at most {MAX_SEARCH_CHARS}'
+                " characters of valid Unicode)",
+            )
+            return
+        limit = self._limit(payload, DEFAULT_SEARCH, MAX_SEARCH)
+        if limit is None:
+            return
+        room = None
+        if "room" in payload:
+            room = self._room_of(payload)
+            if room is None:
+                return
+        try:
+            found = self.server.room.search(self, content, room, limit)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        answer, _ = _fitting(found)
+        answer["search"] = content
+        if room is not None:
+            answer["room"] = room
+        self.send(answer)
+
+    def _logged_in(self) -> bool:
+        """True when logged in; else answer ``not_logged_in``."""
+        if self._name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return False
+        return True
+
+    def _valid_room(self, given: object) -> str | None:
+        """The room a ``join``/``part`` names, or ``None`` after answering ``invalid_room``."""
+        room = room_name(given)
+        if room is None:
+            self._error(
+                ErrorCode.INVALID_ROOM,
+                "invalid room: use 1-32 letters, digits or '-', starting with a letter or digit",
+            )
+        return room
+
+    def _room_of(self, payload: dict[str, Any]) -> str | None:
+        """The ``"room"`` of a request (general when absent), or ``None`` after an error."""
+        given = payload.get("room")
+        if given is None:
+            return GENERAL_ROOM
+        return self._valid_room(given)
+
+    def _limit(self, payload: dict[str, Any], default: int, most: int) -> int | None:
+        """The ``"limit"`` of a request (at most ``most``), or ``None`` after an error."""
+        limit = payload.get("limit")
+        if limit is None:
+            return default
+        if not _is_int(limit) or limit < 1:
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "limit" must be a positive integer')
+            return None
+        return min(int(limit), most)
 
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
@@ -323,7 +528,30 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "msg": parse_message,
         "names": parse_names,
         "help": parse_help,
+        "join": parse_join,
+        "part": parse_part,
+        "rooms": parse_rooms,
+        "history": parse_history,
+        "search": parse_search,
     }
+
+
+_KEYS_ROOM = 64  # room-size bytes kept free when a history answer gets a "room" key
+_KEYS_PAGE = 256  # the same for "room"/"with", "before", "more", "search"
+MAX_SEARCH_CHARS = 200  # the words of one search
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fitting(messages: list[Message]) -> tuple[dict[str, Any], bool]:
+    """A ``history`` answer with the newest of ``messages`` that fit in one object (each may
+    be 4,000 escaped characters), and whether older ones had to be left out."""
+    answer = MessageParser.history_within(
+        messages, MAX_OBJECT_BYTES - _KEYS_PAGE - MAX_SEARCH_CHARS * 6
+    )
+    return answer, len(answer["content"]) < len(messages)
 
 
 def _is_unicode(text: str) -> bool:
