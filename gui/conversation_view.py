@@ -70,9 +70,12 @@ class Conversations:
         self._dirty: set[MessagePane] = set()
         self._list_dirty = True
         self._jump: Message | None = None  # a search result to show once its page is in
+        self._direct_loading: Conversation | None = None  # a page of direct messages asked
+        self._rejoining: set[str] = set()  # rooms joined again after a reconnect or restart
+        self._placed: set[MessagePane] = set()  # panes shown at their end once they had a size
         self.search_box = SearchBox(view, self.search, self.show_result)
         self.switcher = Switcher(view, self.switch_choices, self.open_label)
-        view.users.listbox.bind("<Double-Button-1>", self._user_clicked, add=True)
+        view.users.listbox.bind("<ButtonRelease-1>", self._user_clicked, add=True)
         view.users.listbox.bind("<Return>", self._user_clicked, add=True)
 
     # ----------------------------------------------------------- the panes
@@ -161,6 +164,7 @@ class Conversations:
             general.grid(in_=self.stack, row=0, column=0, sticky="nsew")
             self.app.pane = self.app.chat_view.pane = general
         self.ids[GENERAL] = set()
+        self._placed.clear()
         self.model.reset(name)
         self.server = f"{host}:{port}"
         self.model.restore(self.saved.get(self.server))
@@ -178,6 +182,7 @@ class Conversations:
                 self.open(GENERAL)
             return
         for room in self.model.wanted_rooms:
+            self._rejoining.add(room)
             self.app.session.request(requests.join(room))
         wanted = self.model.restore_open
         if wanted is not None and (wanted.direct or wanted == GENERAL):
@@ -186,6 +191,9 @@ class Conversations:
 
     def offline(self) -> None:
         self.model.disconnected()
+        self._rejoining.clear()
+        if self.model.current != GENERAL and not self.model.current.direct:
+            self.model.restore_open = self.model.current  # open it again once rejoined
 
     def users_changed(self, users: list[str]) -> None:
         """``general``'s members changed (the session keeps them)."""
@@ -255,6 +263,19 @@ class Conversations:
             return self._info(event)
         if isinstance(event, HistoryResponse):
             return self._history(event)
+        if (
+            isinstance(event, ErrorResponse)
+            and event.code == ErrorCode.BAD_REQUEST
+            and self._direct_loading is not None
+        ):
+            # The first page of a direct conversation, refused: only a registered name,
+            # logged in with its password, gets direct messages back.
+            conversation, self._direct_loading = self._direct_loading, None
+            self.model.page_arrived(conversation, [], False)
+            pane = self.pane(conversation)
+            pane.add_info(f"Earlier direct messages are not shown: {event.text}")
+            self._dirty.add(pane)
+            return True
         if isinstance(event, ErrorResponse) and event.code in (
             ErrorCode.NO_SUCH_USER,
             ErrorCode.NOT_IN_ROOM,
@@ -275,9 +296,12 @@ class Conversations:
             conversation = self.model.joined(room, list(info.users or ()))
             self.pane(conversation).add_info(f"You joined #{room}.")
             self._dirty.add(self.pane(conversation))
-            wanted = self.model.restore_open
-            if wanted is None or wanted == conversation:
+            rejoined = room in self._rejoining
+            self._rejoining.discard(room)
+            if conversation == self.model.restore_open:
                 self.model.restore_open = None
+                self.open(conversation)
+            elif not rejoined:  # the user's own /join: go there
                 self.open(conversation)
             self._save()
         elif info.event == Event.PARTED:
@@ -303,6 +327,11 @@ class Conversations:
             self._dirty.add(self.pane(conversation))
             if conversation == self.model.current:
                 self._show_members()
+        elif info.event is None and info.users is not None and room != GENERAL_ROOM:
+            self.model.state(Conversation.room(room)).members = list(info.users)  # ``names``
+            if Conversation.room(room) == self.model.current:
+                self._show_members()
+            self.app.pane.add_info(info.text, when=info.timestamp)
         else:
             return False  # about general: the session keeps its users
         return True
@@ -331,12 +360,17 @@ class Conversations:
         pane = self.panes.get(conversation)
         if pane is None:
             return
+        if conversation == self._direct_loading:
+            self._direct_loading = None
         seen = self.ids[conversation]
+        first_load = not seen
         fresh = [m for m in history.messages if m.id is None or m.id not in seen]
         ids = [m.id for m in fresh if m.id is not None]
         seen.update(ids)
         self.model.page_arrived(conversation, ids, history.more)
         pane.prepend(fresh, self.model.me)
+        if first_load:
+            pane.scroll_to_end()  # a first load shows the newest
         self._continue_jump(conversation)
 
     def _undeliverable(self, error: ErrorResponse) -> None:
@@ -363,6 +397,14 @@ class Conversations:
 
         def scrolled(first: str, last: str) -> None:
             text.tk.call(inner, first, last)
+            if pane not in self._placed:
+                # Lines that came while the pane had no size yet (a login's history comes
+                # before the window is drawn) left it at the top: the first load shows the
+                # newest, so the first time it has a size and lines, go to the end.
+                if text.winfo_height() > 1 and self.ids.get(conversation):
+                    self._placed.add(pane)
+                    text.after_idle(pane.scroll_to_end)
+                return
             if float(first) <= 0.0 and conversation == self.model.current:
                 text.after_idle(lambda: self._at_top(conversation))
 
@@ -378,6 +420,8 @@ class Conversations:
 
     def _request_page(self, conversation: Conversation) -> None:
         before = self.model.page_request(conversation)
+        if before is not None and conversation.direct:
+            self._direct_loading = conversation
         if before is not None and not self.app.session.request(requests.page(conversation, before)):
             self.model.page_arrived(conversation, [], True)  # not sent: try again later
 

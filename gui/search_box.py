@@ -12,7 +12,7 @@ from common.message import Message
 from gui.conversation_requests import conversation_of
 from gui.display import local_clock, tk_safe
 
-RESULT_ROWS = 8
+RESULT_ROWS = 5
 
 
 class SearchBox(ttk.Frame):
@@ -43,7 +43,7 @@ class SearchBox(ttk.Frame):
         for column, title, width in (
             ("where", "Room", 90),
             ("sender", "Sender", 90),
-            ("time", "Time", 120),
+            ("time", "Time", 140),
             ("text", "Message", 420),
         ):
             self.results.heading(column, text=title, anchor="w")
