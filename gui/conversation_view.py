@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import tkinter as tk
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from common.message import GENERAL_ROOM, Message
@@ -76,6 +77,14 @@ class Conversations:
         self.search_box = SearchBox(view, self.search, self.show_result)
         self.switcher = Switcher(view, self.switch_choices, self.open_label)
         view.users.listbox.bind("<ButtonRelease-1>", self._user_clicked, add=True)
+        # On the input box itself too, so the Text's own Ctrl+K (delete to the line's end)
+        # and Ctrl+F (a character forward) do not also run.
+        for sequence, action in (
+            ("<Control-k>", self.switcher.open),
+            ("<Control-j>", self.switcher.open),
+            ("<Control-f>", self.search_box.open),
+        ):
+            view.input.bind(sequence, _only(action))
         view.users.listbox.bind("<Return>", self._user_clicked, add=True)
 
     # ----------------------------------------------------------- the panes
@@ -109,6 +118,7 @@ class Conversations:
                 old.flush()
                 old.grid_remove()
             new.flush()
+            new.sync_fonts()  # the text size may have changed while it was hidden
             new.grid(in_=self.stack, row=0, column=0, sticky="nsew")
             new.lift()
             self.app.pane = self.app.chat_view.pane = new
@@ -223,6 +233,10 @@ class Conversations:
     def command(self, command: Command) -> bool:
         """The conversation commands; False for any other command."""
         name, args = command.name, command.args.strip()
+        current = self.model.current
+        if name == "/names" and not current.direct and current != GENERAL:
+            self.app.session.request(requests.names(current))  # who is in this room
+            return True
         if name not in ("/join", "/part", "/rooms", "/msg"):
             return False
         if not self._available(name):
@@ -495,3 +509,13 @@ class Conversations:
     def _save(self) -> None:
         if self.server:
             self.saved.put(self.server, self.model.saved())
+
+
+def _only(action: Callable[[], None]) -> Callable[[tk.Event[tk.Misc]], str]:
+    """A key binding that runs ``action`` and nothing else (no class binding after it)."""
+
+    def handler(_event: tk.Event[tk.Misc]) -> str:
+        action()
+        return "break"
+
+    return handler

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from tkinter import ttk
 
 from common.message import Message
+from gui.chat_view import ChatView
 from gui.conversation_requests import conversation_of
 from gui.display import local_clock, tk_safe
 
@@ -18,7 +19,7 @@ RESULT_ROWS = 5
 class SearchBox(ttk.Frame):
     def __init__(
         self,
-        view: ttk.Frame,
+        view: ChatView,
         on_search: Callable[[str], None],
         on_pick: Callable[[Message], None],
     ) -> None:
@@ -63,8 +64,8 @@ class SearchBox(ttk.Frame):
 
     def open(self) -> None:
         if not self.is_open:
-            first = self.view.pack_slaves()[0]
-            self.pack(side="top", fill="x", before=first)
+            # Just above the panes: the input row and status line keep their room.
+            self.pack(side="top", fill="x", before=self.view.panes)
         self.entry.focus_set()
         self.entry.select_range(0, "end")
 

@@ -10,6 +10,7 @@ import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
 
+from gui.chat_view import ChatView
 from gui.display import tk_safe
 
 
@@ -23,7 +24,7 @@ def matches(choices: list[str], typed: str) -> list[str]:
 class Switcher(ttk.Frame):
     def __init__(
         self,
-        view: ttk.Frame,
+        view: ChatView,
         choices: Callable[[], list[str]],
         on_choose: Callable[[str], None],
     ) -> None:
@@ -50,8 +51,8 @@ class Switcher(ttk.Frame):
 
     def open(self) -> None:
         if not self.is_open:
-            first = self.view.pack_slaves()[0]
-            self.pack(side="top", fill="x", before=first)
+            # Just above the panes: the input row and status line keep their room.
+            self.pack(side="top", fill="x", before=self.view.panes)
         self.entry.delete(0, "end")
         self.entry.focus_set()
         self.refresh()

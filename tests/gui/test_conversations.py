@@ -13,6 +13,7 @@ from pathlib import Path
 from common.message import Message
 from common.timestamps import now_utc
 from gui.conversation_requests import GENERAL, Conversation
+from gui.session import State
 from server.app import ChatServer
 from server.history import HistoryStore
 from tests.conftest import ROOT
@@ -147,21 +148,23 @@ def test_scrolling_to_the_top_loads_older_pages_and_keeps_the_view_still(
     assert shown == [f"line {i:03d}" for i in range(1, 321)]  # each once, in order
 
 
-def test_search_lists_results_and_picking_one_shows_it(
+def test_search_lists_results_and_picking_one_pages_back_to_it(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
     alice, bob = online_pair(root, server.port, person)
-    alice.say("/join dev")
     bob.say("/join dev")
     wait_until(root, lambda: bob.app.conversations.current == DEV, "bob in #dev", (alice, bob))
     bob.say("the needle is in the haystack")
-    wait_until(root, lambda: "needle" in _pane_of(alice, DEV), "alice has it", (alice, bob))
-    for i in range(40):
+    for i in range(150):  # more than a join's history: the needle is not in it
         bob.app.session.send(f"filler {i}", DEV)
-    wait_until(root, lambda: "filler 39" in _pane_of(alice, DEV), "filler", (alice, bob))
+    wait_until(root, lambda: not bob.app.session.pending, "bob's lines stored", (alice, bob))
+    alice.say("/join dev")
+    wait_until(root, lambda: "filler 149" in _pane_of(alice, DEV), "alice joined", (alice, bob))
+    assert "needle" not in _pane_of(alice, DEV)
     alice.app.conversations.open(GENERAL)
+    alice.app.chat_view.input.event_generate("<Control-f>")
     search = alice.app.conversations.search_box
-    search.open()
+    assert search.is_open
     search.search_for("NEEDLE hay")  # any case, a word may be a prefix
     wait_until(root, lambda: len(search.rows()) == 1, "one result", (alice, bob))
     where, sender, when, what = search.rows()[0]
@@ -169,11 +172,69 @@ def test_search_lists_results_and_picking_one_shows_it(
     assert when
     screenshot(alice.top, OUTPUT / "conversations-search.png")
     search.pick(0)
-    root.update()
+    wait_until(root, lambda: "needle" in alice.shown, "paged back to it", (alice, bob))
     assert alice.app.conversations.current == DEV
     text = alice.app.pane.text
-    selected = text.get(*text.tag_ranges("sel")[:2])
-    assert "the needle is in the haystack" in selected
+    wait_until(root, lambda: bool(text.tag_ranges("sel")), "the result selected", (alice, bob))
+    assert "the needle is in the haystack" in text.get(*text.tag_ranges("sel")[:2])
+    top, bottom = (float(f) for f in text.yview())
+    line = int(text.index("sel.first").split(".")[0])
+    lines = int(text.index("end-1c").split(".")[0])
+    assert top <= line / lines <= bottom + 0.01  # in view
+    assert alice.shown.count("filler 100") == 1  # pages and live lines: each once
+
+
+def test_a_direct_message_counts_like_a_mention(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    alice, bob = online_pair(root, server.port, person)
+    rings: list[bool] = []
+
+    def ring(loud: bool) -> None:
+        rings.append(loud)
+
+    alice.app._ring = ring  # type: ignore[method-assign]
+    alice.app.set_focused(False)
+    bob.say("just chatting")
+    wait_until(root, lambda: "just chatting" in alice.shown, "a plain line", (alice, bob))
+    bob.say("/msg alice are you there?")
+    wait_until(root, lambda: "@ bob  1 ●" in _rows(alice), "marked", (alice, bob))
+    assert rings == [False, True]  # the direct message rings loud
+    assert alice.app.unread == 2 and alice.top.title().startswith("(2) ")
+    alice.app.set_focused(True)
+    alice.app.chat_view.input.event_generate("<Control-k>")
+    assert alice.app.conversations.switcher.is_open
+    alice.app.conversations.switcher.choose("bob")
+    wait_until(root, lambda: "@ bob" in _rows(alice), "read", (alice, bob))
+    assert "are you there?" in alice.shown
+
+
+def test_after_a_reconnect_rooms_are_joined_again_and_pending_lines_keep_their_room(
+    root: tk.Tk,
+    make_server: Callable[..., ChatServer],
+    person: Callable[[str], Person],
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "history.sqlite3")
+    first = make_server(db=db)
+    port = first.port
+    alice, bob = online_pair(root, port, person)
+    people = (alice, bob)
+    alice.say("/join dev")
+    bob.say("/join dev")
+    wait_until(root, lambda: bob.app.conversations.current == DEV, "bob in #dev", people)
+    first.stop()
+    wait_until(root, lambda: alice.state is not State.ONLINE, "alice notices", people)
+    alice.say("typed in dev while down")
+    assert "typed in dev while down" in _pane_of(alice, DEV)
+    make_server(db=db, port=port)
+    wait_until(root, online(alice, bob), "both back", people)
+    wait_until(root, lambda: not alice.app.session.pending, "sent", people)
+    wait_until(root, lambda: "typed in dev while down" in _pane_of(bob, DEV), "bob", people)
+    assert "typed in dev while down" not in _pane_of(bob, GENERAL)
+    assert alice.app.conversations.current == DEV and bob.app.conversations.current == DEV
+    assert alice.app.conversations.model.is_joined("dev")
+    assert _pane_of(alice, DEV).count("typed in dev while down") == 1
 
 
 def test_joined_rooms_and_the_open_conversation_come_back_after_a_restart(
