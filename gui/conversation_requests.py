@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.message import GENERAL_ROOM, Message
-from common.protocol import MessageParser, room_name
+from common.protocol import room_name
+from common.requests import (
+    History,
+    Join,
+    Names,
+    Part,
+    Register,
+    Rooms,
+    Search,
+    SendMessage,
+    request_object,
+)
 
 PAGE_SIZE = 50  # older messages asked for at a time (the server gives at most 200)
 
@@ -63,54 +74,43 @@ def conversation_of(message: Message, me: str) -> Conversation:
     return Conversation.room(message.room or GENERAL_ROOM)
 
 
-def _target(conversation: Conversation) -> dict[str, Any]:
-    """The keys that address a conversation: ``to``, or ``room`` (left out for general, so
-    a request to the one room stays exactly the classic one)."""
-    if conversation.direct:
-        return {"to": conversation.name}
-    return {} if conversation.key == GENERAL_ROOM else {"room": conversation.key}
-
-
 def say(conversation: Conversation, text: str, nonce: str | None = None) -> dict[str, Any]:
-    extra = _target(conversation)
-    if nonce is not None:
-        extra["nonce"] = nonce
-    return MessageParser.request("msg", text, **extra)
+    """A message to a room (``general`` leaves ``room`` out, so the request stays exactly the
+    classic one) or to one person."""
+    if conversation.direct:
+        return request_object(SendMessage(text, nonce, to=conversation.name))
+    room = None if conversation.key == GENERAL_ROOM else conversation.key
+    return request_object(SendMessage(text, nonce, room=room))
 
 
 def join(room: str) -> dict[str, Any]:
-    return MessageParser.request("join", room)
+    return request_object(Join(room))
 
 
 def part(room: str) -> dict[str, Any]:
-    return MessageParser.request("part", room)
+    return request_object(Part(room))
 
 
 def rooms() -> dict[str, Any]:
-    return MessageParser.request("rooms")
+    return request_object(Rooms())
 
 
 def names(conversation: Conversation) -> dict[str, Any]:
-    extra = {} if conversation.direct else _target(conversation)
-    return MessageParser.request("names", **extra)
+    direct_or_general = conversation.direct or conversation.key == GENERAL_ROOM
+    return request_object(Names(None if direct_or_general else conversation.key))
 
 
 def page(conversation: Conversation, before: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
     """The ``limit`` messages of the conversation older than id ``before``."""
-    where = {"with": conversation.name} if conversation.direct else {"room": conversation.key}
-    return MessageParser.request("history", before=before, limit=limit, **where)
+    if conversation.direct:
+        return request_object(History(with_user=conversation.name, before=before, limit=limit))
+    return request_object(History(room=conversation.key, before=before, limit=limit))
 
 
 def search(words: str, room: str | None = None, limit: int | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if room is not None:
-        extra["room"] = room
-    if limit is not None:
-        extra["limit"] = limit
-    return MessageParser.request("search", words, **extra)
+    return request_object(Search(words, room, limit))
 
 
 def register(password: str, new_password: str | None = None) -> dict[str, Any]:
     """Register the logged-in name with ``password``; with ``new_password``, change it."""
-    extra = {} if new_password is None else {"new_password": new_password}
-    return MessageParser.request("register", password=password, **extra)
+    return request_object(Register(password, new_password))

@@ -14,6 +14,13 @@ class Connected:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The connection never came up; ``reason`` is for a person."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnected:
     """The connection is gone.  ``expected`` is True when we closed it (disconnect, logout)."""
 
@@ -21,4 +28,4 @@ class Disconnected:
     expected: bool = False
 
 
-ClientEvent = Response | Connected | Disconnected
+ClientEvent = Response | Connected | ConnectFailed | Disconnected

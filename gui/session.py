@@ -1,14 +1,15 @@
-"""``Session``: one user's conversation with one server, as a state machine on the Tk thread.
+r"""``Session``: one user's conversation with one server, as a state machine on the Tk thread.
 
 States: ``DISCONNECTED`` -> ``CONNECTING`` -> ``LOGGING_IN`` -> ``ONLINE``; a connection that
 drops while online goes to ``WAITING`` and a timer (with backoff) starts the next
 ``CONNECTING``.  Every change is reported to the listener, which shows it to the user.
 
-Threads: the ``Client`` threads and a short-lived connect thread only ``put`` values on
-``self.events`` (a ``queue.Queue``).  The Tk thread calls ``drain`` from an ``after`` loop; all
-state lives on that thread, so nothing here needs a lock.  Each connection attempt has a
-generation number, and values from an older attempt are dropped when drained, so a late event
-from a connection we gave up on can never disturb the current one.
+Threads: the ``Client``'s one thread (it connects, reads and writes) only puts values on
+``self.events`` (a ``queue.Queue``); nothing here blocks on the network.  The Tk thread calls
+``drain`` from an ``after`` loop; all state lives on that thread, so nothing here needs a
+lock.  Each connection attempt has a generation number, and values from an older attempt are
+dropped when drained, so a late event from a connection we gave up on can never disturb the
+current one.
 
 Never losing what was typed: every message gets a client nonce (PROTOCOL.md, ``msg``) and
 stays *pending* until its echo arrives.  After a reconnect, pending messages that the login
@@ -23,7 +24,6 @@ import enum
 import logging
 import queue
 import random
-import threading
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -63,13 +63,6 @@ class State(enum.Enum):
     LOGGING_IN = "logging in"
     ONLINE = "online"
     WAITING = "waiting to reconnect"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectFailed:
-    """The connect thread could not open the socket; ``reason`` is for a person."""
-
-    reason: str
 
 
 @dataclass(slots=True)
@@ -136,7 +129,7 @@ class Session:
         self.backoff = backoff or Backoff()
         self.connect_timeout = connect_timeout
         self.login_timeout = login_timeout
-        self.events: queue.Queue[tuple[int, ClientEvent | ConnectFailed]] = queue.Queue()
+        self.events: queue.Queue[tuple[int, ClientEvent]] = queue.Queue()
         self.state = State.DISCONNECTED
         self.host = ""
         self.port = 0
@@ -231,14 +224,8 @@ class Session:
         self._cancel_retry()
         self._generation += 1
         client, self._client = self._client, None
-        if client is not None:
-            if wait_for_logout:
-                # The writer sends one request per write; give the logout a moment to go out.
-                threading.Thread(
-                    target=_close_after_logout, args=(client,), name="tkchat-logout", daemon=True
-                ).start()
-            else:
-                client.disconnect()
+        if client is not None and not wait_for_logout:
+            client.disconnect()  # after a logout the client closes by itself once answered
         if self.state is not State.DISCONNECTED:
             self._set_state(State.DISCONNECTED, "disconnected")
 
@@ -261,8 +248,8 @@ class Session:
                 break
         return not self.events.empty()
 
-    def _handle(self, event: ClientEvent | ConnectFailed) -> None:
-        if self.claim is not None and not isinstance(event, ConnectFailed) and self.claim(event):
+    def _handle(self, event: ClientEvent) -> None:
+        if self.claim is not None and self.claim(event):
             return
         if isinstance(event, MessageResponse):
             self._on_message(event.message, from_history=False)
@@ -293,22 +280,7 @@ class Session:
         client = Client(self.host, self.port, on_event, connect_timeout=self.connect_timeout)
         self._client = client
         self._set_state(State.CONNECTING, f"connecting to {self.host}:{self.port}")
-        threading.Thread(
-            target=self._connect_worker,
-            args=(client, generation),
-            name="tkchat-connect",
-            daemon=True,
-        ).start()
-
-    def _connect_worker(self, client: Client, generation: int) -> None:
-        """Runs on its own thread: open the socket (may block), then only ``put``."""
-        try:
-            client.run()
-        except ConnectionError as exc:
-            self.events.put((generation, ConnectFailed(str(exc))))
-            return
-        if generation != self._generation:  # given up on while connecting
-            client.disconnect()
+        client.run()  # connects on the client's own thread; Connected or ConnectFailed follow
 
     def _on_connected(self) -> None:
         assert self._client is not None
@@ -528,11 +500,3 @@ class Session:
             except Exception:  # the widget may already be gone at shutdown
                 pass
             self._timer = None
-
-
-def _close_after_logout(client: Client) -> None:
-    """Give the writer a moment to send ``logout`` before the socket is shut."""
-    deadline = time.monotonic() + 0.5
-    while client.connected and time.monotonic() < deadline:
-        time.sleep(0.02)
-    client.disconnect()

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from common.message import GENERAL_ROOM, Message
 from common.protocol import (
@@ -34,7 +34,6 @@ from common.protocol import (
     Event,
     HistoryResponse,
     InfoResponse,
-    MessageParser,
     MessageResponse,
     room_name,
 )
@@ -42,7 +41,7 @@ from gui import conversation_requests as requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.display import indented, local_clock, terminal_safe
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 
 COMMANDS = ("login", "msg", "names", "help", "logout", "register")
 SLASH_COMMANDS = {
@@ -77,7 +76,7 @@ def format_event(event: ClientEvent, me: str = "") -> list[str]:
         return _format_history(event, me)
     if isinstance(event, Connected):
         return [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
-    if isinstance(event, Disconnected):
+    if isinstance(event, Disconnected | ConnectFailed):
         return [f"* {event.reason}"]
     raise AssertionError(f"unhandled event {event!r}")
 
@@ -376,10 +375,11 @@ class TerminalSession:
                 self._login_pending = True
                 self._login_error = None
                 self._login_answer.clear()
-            extra: dict[str, Any] = dict(passwords)
-            if self.client.client_id is not None:
-                extra["client"] = self.client.client_id
-            self.client.send_payload(MessageParser.request("login", name, **extra))
+            self.client.login(
+                name,
+                password=passwords.get(AuthField.PASSWORD),
+                server_password=passwords.get(AuthField.SERVER_PASSWORD),
+            )
             if self.ask_password is None or not self._login_answer.wait(LOGIN_ANSWER_SECONDS):
                 return
             error = self._login_outcome()
@@ -454,7 +454,11 @@ def main(argv: list[str] | None = None) -> int:
             session.on_event(event)
         else:
             print_formatted_message(event)
-        if isinstance(event, Disconnected):
+        if isinstance(event, ConnectFailed):
+            failed.append(event.reason)
+        if isinstance(event, Connected | ConnectFailed):
+            settled.set()
+        if isinstance(event, Disconnected | ConnectFailed):
             done.set()
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -465,10 +469,17 @@ def main(argv: list[str] | None = None) -> int:
         ask_password=getpass.getpass if sys.stdin.isatty() else None,
         interactive=interactive,
     )
+    failed: list[str] = []
+    settled = threading.Event()
+    client.run()  # connects on the client's thread: Connected or ConnectFailed follows
     try:
-        client.run()
-    except ConnectionError as exc:
-        print(f"! {exc}", file=sys.stderr)
+        while not settled.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
+            pass
+    except KeyboardInterrupt:
+        client.disconnect(2.0)
+        return 1
+    if failed:
+        print(f"! {failed[0]}", file=sys.stderr)
         return 1
     # Input is read on its own thread, so that the program also ends when the server closes
     # the connection while the person is not typing (a shutdown, a logout elsewhere).
@@ -481,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        client.disconnect()
+        client.disconnect(2.0)
     return 0
 
 

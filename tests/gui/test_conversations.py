@@ -280,7 +280,7 @@ def test_a_classic_server_has_one_room_and_says_so(
             wait_until(root, lambda: "classic KTN server" in alice.shown, command, (alice,))
         assert "classic KTN server" in alice.shown
         alice.say("plain still works")
-        wait_until(root, lambda: "plain still works" in alice.shown, "sent", (alice,))
+        wait_until(root, lambda: not alice.app.session.pending, "sent and echoed", (alice,))
         assert [r["request"] for r in fake.requests] == ["login", "msg"]
     finally:
         fake.close()
