@@ -64,7 +64,7 @@ class Conversations:
         view.panes.insert(0, self.stack, weight=5)
         first.grid(in_=self.stack, row=0, column=0, sticky="nsew")
         self.list = ConversationList(view.panes, app.text_font, self.open)
-        view.panes.insert(0, self.list, weight=1)
+        view.panes.insert(0, self.list, weight=0)  # keeps its width; the pane gives way
         self.panes: dict[Conversation, MessagePane] = {GENERAL: first}
         self.ids: dict[Conversation, set[int]] = {GENERAL: set()}
         self._watch_top(GENERAL, first)

@@ -105,7 +105,7 @@ def _format_info(event: InfoResponse) -> list[str]:
         return [f"{clock} * you left #{room}"]
     if event.event in (Event.JOIN, Event.LEAVE) and room and room != GENERAL_ROOM:
         verb = "joined" if event.event == Event.JOIN else "left"
-        return [f"{clock} #{room} * {user} {verb} #{room}"]
+        return [f"{clock} * {user} {verb} #{room}"]
     return indented(f"{clock} * ", terminal_safe(event.text), _CLOCK_WIDTH + 2)
 
 

@@ -105,6 +105,8 @@ def test_rooms_direct_messages_more_and_search_from_the_terminal(
         term.wait_line(rf"^{CLOCK} #dev bob: dev line 57$")
         term.type("/rooms")
         term.wait_line(rf"^{CLOCK} \* rooms: #dev \(2\), #general \(2\)$")
+        bob.send("part", "dev")
+        term.wait_line(rf"^{CLOCK} \* bob left #dev$")
         term.type("/part")
         term.wait_line(rf"^{CLOCK} \* you left #dev$")
         term.type("back in general")

@@ -108,6 +108,10 @@ def test_clicking_a_name_opens_a_direct_conversation(
     assert "hi bob, privately" not in _pane_of(bob, GENERAL)
     wait_until(root, lambda: not alice.app.session.pending, "echoed", (alice, bob))
     assert "(sending…)" not in alice.shown
+    alice.say("/msg nobody are you there?")  # not online: no_such_user, nothing waits
+    assert alice.app.conversations.current == Conversation.with_user("nobody")
+    wait_until(root, lambda: "Not sent" in alice.shown, "the refusal", (alice, bob))
+    assert not alice.app.session.pending and "(sending…)" not in alice.shown
 
 
 def test_scrolling_to_the_top_loads_older_pages_and_keeps_the_view_still(
