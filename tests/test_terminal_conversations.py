@@ -106,6 +106,7 @@ def test_rooms_direct_messages_more_and_search_from_the_terminal(
         term.type("/rooms")
         term.wait_line(rf"^{CLOCK} \* rooms: #dev \(2\), #general \(2\)$")
         bob.send("part", "dev")
+        bob.expect("info", event="parted")
         term.wait_line(rf"^{CLOCK} \* bob left #dev$")
         term.type("/part")
         term.wait_line(rf"^{CLOCK} \* you left #dev$")
