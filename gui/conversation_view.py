@@ -158,7 +158,10 @@ class Conversations:
         if conversation.direct or conversation == GENERAL or not self.model.extended:
             self.app.chat_view.users.set_users(self.app.session.users)
         else:
-            self.app.chat_view.users.set_users(self.model.state(conversation).members)
+            users = self.app.chat_view.users
+            members = self.model.state(conversation).members
+            users.set_users(members)
+            users.header.configure(text=f"In #{conversation.name} — {len(members)}")
 
     # -------------------------------------------------------- from ChatApp
     def reset(self, host: str, port: int, name: str) -> None:
