@@ -8,6 +8,11 @@ branch's server does not have yet."""
 from __future__ import annotations
 
 import io
+import os
+import select
+import signal
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +25,7 @@ from gui.events import ClientEvent
 from gui.terminal import TerminalSession, format_message
 from server.app import ChatServer
 from server.history import HistoryStore
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 from tests.fake_ktn import FakeKTN, obj
 from tests.fake_tkchat import FakeTkChat
 from tests.test_terminal import CLOCK, Terminal, terminals  # noqa: F401 - the fixture
@@ -277,3 +282,72 @@ def test_prompt_shows_the_current_conversation(
         assert session.prompt == "#general> "
     finally:
         client.disconnect()
+
+
+class _PtyTerminal:
+    """``python -m gui.terminal`` on a pseudo-terminal that is its controlling terminal, as
+    a person runs it: ``getpass`` asks there (without echo) and the prompt is shown."""
+
+    def __init__(self, port: int) -> None:
+        import pty  # noqa: PLC0415 - POSIX only (the test is skipped on Windows)
+
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: becomes the terminal client
+            os.chdir(ROOT)
+            os.execve(
+                sys.executable,
+                [sys.executable, "-m", "gui.terminal", "--host", "127.0.0.1", "--port", str(port)],
+                {k: v for k, v in os.environ.items() if not k.startswith("TKCHAT_")},
+            )
+        self.pid, self.fd = pid, fd
+        self.output = ""
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, (line + "\n").encode())
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {text!r} in {timeout} s; output: {self.output!r}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # the child has gone: its side of the terminal is closed
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"terminal closed; output: {self.output!r}")
+                self.output += chunk.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_on_a_terminal_the_password_is_asked_without_echo_and_the_prompt_shows_the_room(
+    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+) -> None:
+    fake, script = fake_tkchat
+    script.password = "a good password"  # the name is registered
+    term = _PtyTerminal(fake.port)
+    try:
+        term.wait_for("#general> ")
+        term.type("login alice")
+        term.wait_for("Password for alice: ")
+        term.type("a good password")
+        term.wait_for("Welcome")
+        assert "a good password" not in term.output  # not echoed
+        assert fake.requests[-1]["password"] == "a good password"
+        term.type("/join dev")
+        term.wait_for("#dev> ")
+        term.type("/msg bob")
+        term.wait_for("@bob> ")
+    finally:
+        term.close()
