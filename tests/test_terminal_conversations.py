@@ -289,7 +289,7 @@ class _PtyTerminal:
     a person runs it: ``getpass`` asks there (without echo) and the prompt is shown."""
 
     def __init__(self, port: int) -> None:
-        import pty  # noqa: PLC0415 - POSIX only (the test is skipped on Windows)
+        import pty  # POSIX only (the test is skipped on Windows)
 
         pid, fd = pty.fork()
         if pid == 0:  # the child: becomes the terminal client
