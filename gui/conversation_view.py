@@ -311,10 +311,11 @@ class Conversations:
             return False
         if info.event == Event.JOINED:
             conversation = self.model.joined(room, list(info.users or ()))
-            self.pane(conversation).add_info(f"You joined #{room}.")
-            self._dirty.add(self.pane(conversation))
             rejoined = room in self._rejoining
             self._rejoining.discard(room)
+            if not rejoined:  # after a reconnect the status line says enough
+                self.pane(conversation).add_info(f"You joined #{room}.")
+                self._dirty.add(self.pane(conversation))
             if conversation == self.model.restore_open:
                 self.model.restore_open = None
                 self.open(conversation)
