@@ -155,9 +155,6 @@ class ChatApp:
             "<Control-KP_Subtract>": lambda: self.change_font(-1),
             "<Control-Key-0>": lambda: self.change_font(0),
             "<Control-q>": self.quit,
-            "<Control-k>": self.conversations.switcher.open,
-            "<Control-j>": self.conversations.switcher.open,
-            "<Control-f>": self.conversations.search_box.open,
         }
         for sequence, action in bindings.items():
             window.bind(sequence, _ignore_event(action), add=True)

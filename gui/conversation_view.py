@@ -77,13 +77,14 @@ class Conversations:
         self.search_box = SearchBox(view, self.search, self.show_result)
         self.switcher = Switcher(view, self.switch_choices, self.open_label)
         view.users.listbox.bind("<ButtonRelease-1>", self._user_clicked, add=True)
-        # On the input box itself too, so the Text's own Ctrl+K (delete to the line's end)
-        # and Ctrl+F (a character forward) do not also run.
+        # On the window, and on the input box itself so that the Text's own Ctrl+K (delete
+        # to the line's end) and Ctrl+F (a character forward) do not also run.
         for sequence, action in (
             ("<Control-k>", self.switcher.open),
             ("<Control-j>", self.switcher.open),
             ("<Control-f>", self.search_box.open),
         ):
+            app.window.bind(sequence, _only(action), add=True)
             view.input.bind(sequence, _only(action))
         view.users.listbox.bind("<Return>", self._user_clicked, add=True)
 
