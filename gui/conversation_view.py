@@ -131,9 +131,11 @@ class Conversations:
             self._request_page(conversation)  # the first load: the newest direct messages
 
     def open_label(self, label: str) -> None:
+        """The Ctrl+K choice: open it (joining a room first if need be), then type there."""
         conversation = Conversation.from_label(label)
         if conversation is None:
             return
+        self.app.chat_view.input.focus_set()
         if conversation.direct or conversation in self.panes:
             self.open(conversation)
         elif self._available("/join"):
