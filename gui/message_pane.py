@@ -427,7 +427,13 @@ class MessagePane(ttk.Frame):
         text = self.text
         line, column = text.index("@0,0").split(".")
         added = sum(str(chunk).count("\n") for chunk in batch[::2])
+        days = [batch[i] for i in range(0, len(batch), 2) if batch[i + 1] == ("day",)]
         text.configure(state="normal")
+        if days and "day" in text.tag_names("1.0") and text.get("1.0", "2.0") == days[-1]:
+            text.delete("1.0", "2.0")  # the page ends on the day the pane began with
+            added -= 1
+            if line == "1":  # that day line was the top one: keep the line under it still
+                line, column = "2", "0"
         text.tk.call(text, "insert", "1.0", *batch)
         text.configure(state="disabled")
         text.yview(f"{int(line) + added}.{column}")
