@@ -24,7 +24,7 @@ DEFAULT_PORT = 9998
 MAX_OBJECT_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 4000
 MAX_NONCE_CHARS = 64
-CLASSIC_HISTORY_BYTES = 4096
+CLASSIC_HISTORY_BYTES = 1024  # one classic history object, encoded (PROTOCOL.md)
 SERVER_SENDER = "server"
 CLIENT_ID = "tkchat/1.0"
 
@@ -35,6 +35,10 @@ MAX_SEARCH = 100  # search results in one answer
 DEFAULT_SEARCH = 50
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
+# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
+RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
+# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
+PING_AFTER_SECONDS = 60.0
 
 
 class ResponseType(Enum):
@@ -68,6 +72,7 @@ class ErrorCode(StrEnum):
     # Server-side refusals that close the connection (not in the KTN core table).
     SERVER_FULL = "server_full"
     LOGIN_TIMEOUT = "login_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 class Event(StrEnum):
@@ -228,6 +233,31 @@ class MessageParser:
             dropped += 1
         payload["content"] = items[dropped:]
         return payload
+
+    @classmethod
+    def history_chunks(cls, messages: list[Message], max_bytes: int) -> list[dict[str, Any]]:
+        """The history as several ``history`` responses, oldest first, each at most
+        ``max_bytes`` encoded (newline included); a message too long for that goes alone.
+
+        For classic KTN programs, which decode each ``recv(1024)`` as one object
+        (PROTOCOL.md, Classic clients).  No messages: one empty ``history``."""
+        moment = now_utc()
+        empty = len(cls.encode(cls.server_response(ResponseType.HISTORY, [], moment=moment)))
+        groups: list[list[str]] = []
+        size = max_bytes  # the size of the last group encoded; starts "full"
+        for message in messages:
+            item = history_item(message)
+            cost = len(json.dumps(item))  # the item as a JSON string inside the list
+            if groups and size + 2 + cost <= max_bytes:
+                groups[-1].append(item)
+                size += 2 + cost  # ", " before it
+            else:
+                groups.append([item])
+                size = empty + cost
+        return [
+            cls.server_response(ResponseType.HISTORY, items, moment=moment)
+            for items in groups or [[]]
+        ]
 
     # ------------------------------------------------------------------ parsing
     @classmethod

@@ -22,12 +22,14 @@ from tkinter import font as tkfont
 from tkinter import messagebox, ttk
 
 from common.message import Message
+from common.protocol import ErrorResponse
 from gui import commands, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.conversation_view import Conversations
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.register_dialog import RegisterDialog
 from gui.session import Backoff, Pending, Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 
@@ -85,7 +87,13 @@ class ChatApp:
         window.geometry("980x640")
         self.frame = ttk.Frame(window)
         self.frame.pack(fill="both", expand=True)
-        self.connect_view = ConnectView(self.frame, self.connect, self.host_and_join)
+        self.connect_view = ConnectView(
+            self.frame,
+            self.connect,
+            self.host_and_join,
+            self.cancel_connect,
+            remember=self.settings.remember_passwords,
+        )
         self.chat_view = ChatView(self.frame, self.text_font, self.settings.scrollback, self.submit)
         self.pane = self.chat_view.pane
         self.session = Session(
@@ -113,6 +121,7 @@ class ChatApp:
         file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
         file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
         file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
+        file_menu.add_command(label="Register this name…", underline=0, command=self.register_name)
         file_menu.add_separator()
         file_menu.add_command(label="Quit", underline=0, accelerator="Ctrl+Q", command=self.quit)
         view_menu = tk.Menu(bar, tearoff=False)
@@ -204,7 +213,14 @@ class ChatApp:
         return bool(self.chat_view.winfo_manager())
 
     # -------------------------------------------------------------- actions
-    def connect(self, host: str, port: int, name: str) -> None:
+    def connect(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        password: str | None = None,
+        server_password: str | None = None,
+    ) -> None:
         """Connect screen's Connect: a new conversation (the pane starts empty)."""
         self.pane.clear()
         self.settings.host, self.settings.port, self.settings.username = host, port, name
@@ -212,7 +228,24 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
         self.conversations.reset(host, port, name)
-        self.session.connect(host, port, name)
+        self.session.connect(host, port, name, password, server_password)
+
+    def cancel_connect(self) -> None:
+        """The connect screen's Cancel: give up the attempt in progress."""
+        self.session.close()
+
+    def register_name(self) -> RegisterDialog | None:
+        """File > Register this name…: ask for the password twice and send ``register``."""
+        if self.session.state is not State.ONLINE:
+            self.show_connect()
+            self.connect_view.show_error("Log in first, then register the name you use.")
+            return None
+        return RegisterDialog(
+            self.window,
+            self.session.name,
+            change=self.session.password is not None,
+            on_register=self.session.register,
+        )
 
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
@@ -348,14 +381,21 @@ class ChatApp:
             status += f" · {waiting} message{'s' if waiting > 1 else ''} waiting to be sent"
         self.chat_view.set_status(status, kind.get(state, "busy"))
 
-    def login_failed(self, reason: str) -> None:
+    def login_failed(self, reason: str, error: ErrorResponse | None = None) -> None:
         if self.on_chat_screen:
             self.show_connect()
-        self.connect_view.show_error(reason)
+        self.connect_view.show_login_error(reason, error)
+
+    def registered(self, password: str) -> None:
+        session = self.session
+        self.connect_view.registered(session.host, session.port, session.name, password)
 
     def logged_in(self, first: bool) -> None:
         self.conversations.online()
         if first:
+            session = self.session
+            self.connect_view.login_succeeded(session.host, session.port, session.name)
+            self.settings.remember_passwords = self.connect_view.remember_var.get()
             self.settings.save(self.config_dir)
             self.show_chat()
             if self.hosted is not None:

@@ -42,7 +42,15 @@ from typing import Any
 
 from common.connection import NEED_DATA, ClientConnection
 from common.decoder import DecodeError
-from common.protocol import CLIENT_ID, ErrorResponse, MessageParser, Response
+from common.protocol import (
+    CLIENT_ID,
+    PING_AFTER_SECONDS,
+    ErrorResponse,
+    Event,
+    InfoResponse,
+    MessageParser,
+    Response,
+)
 from common.requests import Ping, Request, request_object
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 
@@ -52,7 +60,6 @@ log = logging.getLogger(__name__)
 CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
-PING_AFTER_SECONDS = 60.0  # of quiet on the line, to a TkChat server (PROTOCOL.md, ``ping``)
 _RECV_BYTES = 65536
 
 # The socket is ready for another connection step: connect returned, TLS wrapped.
@@ -201,7 +208,7 @@ class MessageReceiver(threading.Thread):
         if self._unsent or self._sent_logout or not self._answer_done(now):
             return
         client = self.client
-        if self._conn.tkchat_peer and now - self._last_traffic >= PING_AFTER_SECONDS:
+        if self._conn.tkchat_peer and now - self._last_traffic >= client.ping_after:
             client.send(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
@@ -210,7 +217,7 @@ class MessageReceiver(threading.Thread):
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
-        deadlines = [self._last_traffic + PING_AFTER_SECONDS]
+        deadlines = [self._last_traffic + self.client.ping_after]
         if self._waiting:
             deadlines.append(self._quiet_by if self._answered else self._answer_by)
         return max(0.0, min(deadlines) - now)
@@ -228,6 +235,7 @@ class Client:
         client_id: str | None = CLIENT_ID,
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
+        ping_after: float = PING_AFTER_SECONDS,
         wrap_socket: SocketWrapper | None = None,
     ) -> None:
         self.host = host
@@ -236,6 +244,7 @@ class Client:
         self.client_id = client_id
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
+        self.ping_after = ping_after
         self.wrap_socket = wrap_socket
         self._lock = threading.Lock()
         self._outgoing: deque[_Outgoing] = deque()
@@ -356,6 +365,8 @@ class Client:
     def login(
         self, name: str, password: str | None = None, server_password: str | None = None
     ) -> None:
+        """``password``: the registered name's; ``server_password``: the server-wide one
+        (PROTOCOL.md, Registered names).  Each is sent only when given."""
         extra: dict[str, Any] = {}
         if self.client_id is not None:
             extra["client"] = self.client_id
@@ -364,6 +375,13 @@ class Client:
         if server_password is not None:
             extra["server_password"] = server_password
         self.send_payload(MessageParser.request("login", name, **extra))
+
+    def register(self, password: str, new_password: str | None = None) -> None:
+        """Register the logged-in name with ``password``, or (``new_password``) change it."""
+        extra: dict[str, Any] = {"password": password}
+        if new_password is not None:
+            extra["new_password"] = new_password
+        self.send_payload(MessageParser.request("register", **extra))
 
     def send_message(self, text: str, nonce: str | None = None) -> None:
         extra = {} if nonce is None else {"nonce": nonce}
@@ -408,6 +426,8 @@ class Client:
 
     def receive_message(self, response: Response) -> None:
         """Called on the receiver thread for each parsed response."""
+        if isinstance(response, InfoResponse) and response.event == Event.PONG:
+            return  # liveness only: nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)

@@ -50,7 +50,12 @@ log = logging.getLogger(__name__)
 
 # Errors after which retrying the same login cannot help.
 _FINAL_LOGIN_ERRORS = frozenset(
-    {ErrorCode.INVALID_USERNAME, ErrorCode.AUTH_FAILED, ErrorCode.ALREADY_LOGGED_IN}
+    {
+        ErrorCode.INVALID_USERNAME,
+        ErrorCode.AUTH_FAILED,
+        ErrorCode.ALREADY_LOGGED_IN,
+        ErrorCode.TOO_MANY_ATTEMPTS,
+    }
 )
 _MAX_NAME_TAKEN_RETRIES = 5  # our own dropped connection may hold the name a little while
 _CHECK_CLOCK_EVERY = 64  # events handled between clock reads in ``drain``
@@ -92,7 +97,12 @@ class SessionListener(Protocol):
 
     def session_state(self, state: State, detail: str) -> None: ...
 
-    def login_failed(self, reason: str) -> None: ...
+    def login_failed(self, reason: str, error: ErrorResponse | None) -> None:
+        """The first login failed: ``error`` is the server's refusal (its ``code`` and
+        ``field`` say which field is wrong), None when the connection itself failed."""
+
+    def registered(self, password: str) -> None:
+        """The server accepted ``register``: the name now needs ``password``."""
 
     def logged_in(self, first: bool) -> None: ...
 
@@ -134,6 +144,9 @@ class Session:
         self.host = ""
         self.port = 0
         self.name = ""
+        self.password: str | None = None  # the registered name's (PROTOCOL.md, register)
+        self.server_password: str | None = None
+        self._registering: str | None = None  # sent in ``register``, not yet answered
         self.users: list[str] = []
         self.pending: OrderedDict[str, Pending] = OrderedDict()
         self._client: Client | None = None
@@ -166,11 +179,19 @@ class Session:
         return True
 
     # ------------------------------------------------------------ user actions
-    def connect(self, host: str, port: int, name: str) -> None:
+    def connect(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        password: str | None = None,
+        server_password: str | None = None,
+    ) -> None:
         """Start a new conversation (from the connect screen): fresh history, no retries
-        until the first login succeeded."""
+        until the first login succeeded.  The passwords go with every login, reconnects too."""
         self.close()
         self.host, self.port, self.name = host, port, name
+        self.password, self.server_password = password, server_password
         self._ever_online = False
         self._attempt = 0
         self._name_taken = 0
@@ -209,6 +230,19 @@ class Session:
             self._client.request_help()
         else:
             self.listener.show_error("not connected")
+
+    def register(self, password: str) -> bool:
+        """Register the name with ``password`` (or, if it logged in with one, change it to
+        ``password``).  False when not online."""
+        if self._client is None or self.state is not State.ONLINE:
+            self.listener.show_error("not connected: connect to a server first")
+            return False
+        if self.password is None:
+            self._client.register(password)
+        else:
+            self._client.register(self.password, new_password=password)
+        self._registering = password
+        return True
 
     def logout(self) -> None:
         """Say goodbye politely (the server closes), then forget the connection."""
@@ -285,7 +319,7 @@ class Session:
     def _on_connected(self) -> None:
         assert self._client is not None
         self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
-        self._client.login(self.name)
+        self._client.login(self.name, self.password, self.server_password)
         generation = self._generation
         self._start_timer(self.login_timeout, lambda: self._login_timed_out(generation))
 
@@ -307,22 +341,24 @@ class Session:
         self._client = None
         self._connection_lost(reason)
 
-    def _connection_lost(self, reason: str) -> None:
-        """The socket is gone (or never came): retry if we had been online, else give up."""
+    def _connection_lost(self, reason: str, refusal: ErrorResponse | None = None) -> None:
+        """The socket is gone (or never came), or the server refused the login
+        (``refusal``): retry if we had been online, else give up."""
         self._cancel_timer()
         self._cancel_retry()  # the reconnect resends everything pending anyway
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
         self._generation += 1
+        self._registering = None
         if not self._ever_online:
-            if self.state is State.LOGGING_IN and "KTN" not in reason:
+            if refusal is None and self.state is State.LOGGING_IN and "KTN" not in reason:
                 # Connected, then nothing sensible: most likely not a chat server at all.
                 reason += (
                     f" before answering the login. Is {self.host}:{self.port} a KTN chat server?"
                 )
             self._set_state(State.DISCONNECTED, reason)
-            self.listener.login_failed(reason)
+            self.listener.login_failed(reason, refusal)
             return
         delay = self.backoff.delay(self._attempt)
         self._attempt += 1
@@ -361,6 +397,10 @@ class Session:
             self.listener.show_info(info.text)
             self._went_online()
             return
+        if self._registering is not None and info.event is None and info.users is None:
+            # The answer to ``register`` (answers come in order; names answers have users).
+            self.password, self._registering = self._registering, None
+            self.listener.registered(self.password)
         if info.event in (Event.JOIN, Event.LEAVE) and info.user:
             verb = "joined" if info.event == Event.JOIN else "left"
             self.listener.show_info(f"{info.user} {verb} the chat")
@@ -386,6 +426,13 @@ class Session:
         if error.code == ErrorCode.RATE_LIMITED and self.pending:
             self._rate_limited()
             return
+        if self._registering is not None and error.code in (
+            ErrorCode.BAD_REQUEST,
+            ErrorCode.AUTH_FAILED,
+            ErrorCode.UNAVAILABLE,
+            ErrorCode.UNKNOWN_REQUEST,
+        ):
+            self._registering = None  # the register was refused; the old password holds
         self.listener.show_error(error.text or "the server reported an error")
 
     def _rate_limited(self) -> None:
@@ -420,7 +467,7 @@ class Session:
         reason = error.text or "the server refused the login"
         if not self._ever_online or error.code in _FINAL_LOGIN_ERRORS:
             self._ever_online = False
-            self._connection_lost(reason)
+            self._connection_lost(reason, error)
             return
         # On a reconnect the server may not have noticed our old connection dropping yet.
         self._name_taken += 1

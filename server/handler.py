@@ -1,10 +1,17 @@
 """``ClientHandler``: one connection, from accept to close.
 
-The handler's thread (one per connection, from ``socketserver.ThreadingMixIn``) is the only
+The handler's thread (one per connection, started by ``ChatServer.process_request``) is the only
 reader of its socket.  Everything it says goes through ``send``, which queues encoded bytes on
 its own ``Outbox``; the room delivers broadcasts the same way, so no thread ever writes to a
 socket it does not own and no client can block another.  Cleanup (leave event, closing the
 outbox) is in ``finish``, so it runs however ``handle`` ends.
+
+Limits (server/limits.py): every request, whatever its kind, first takes a token from its
+address's bucket (``parse_request``); logins also take one from the address's login bucket, and
+messages one from the user's own bucket.  Past any of them: ``rate_limited``, connection kept.
+Liveness: TCP keepalive on every connection (it ends the dead connections of classic clients,
+which never ping); a TkChat client silent past ``--idle-timeout`` is closed.  Everything a peer
+sent that reaches the log goes through ``logsafe.clean``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import hmac
 import logging
 import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,12 +35,18 @@ from common.protocol import (
     MAX_OBJECT_BYTES,
     MAX_PAGE,
     MAX_SEARCH,
+    RESERVED_NAMES,
+    AuthField,
     ErrorCode,
     Event,
     MessageParser,
     is_valid_username,
     room_name,
 )
+from server.accounts import AccountsUnavailable, password_problem
+from server.limits import TokenBucket, address_key
+from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
+from server.outbox import recv_within
 from server.room import NameTaken, Refused
 
 if TYPE_CHECKING:
@@ -47,33 +61,44 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
+  register       {"request": "register", "password": P}: from now on logging in as this
+                 name needs P (8-256 characters); add "new_password" to change it
   help           show this text
+  ping           check the connection (answered with a "pong" info)
   logout         log out and close the connection"""
 
 _RECV_BYTES = 65536
-CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``_put``)
+CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
+CLASSIC_HISTORY_DELAY = 0.1  # between a classic client's login info and its history
 _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
+# TCP keepalive: first probe after a minute of silence, then every 10 s, 5 unanswered = dead.
+KEEPALIVE_IDLE_SECONDS = 60
+KEEPALIVE_INTERVAL_SECONDS = 10
+KEEPALIVE_PROBES = 5
+# Tokens a ``names`` answer costs per KiB of users beyond the first token (see parse_names).
+_NAMES_BYTES_PER_TOKEN = 1024
+
+RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
 
 
-class RateLimiter:
-    """Token bucket: ``burst`` messages at once, then ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(max(1, burst))
-        self._tokens = self.burst
-        self._stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+def enable_keepalive(sock: socket.socket) -> None:
+    """Turn on TCP keepalive with the timings above, where the OS has the knobs."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:
+        return
+    # TCP_KEEPALIVE is macOS's name for TCP_KEEPIDLE.
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for option, value in (
+        (idle, KEEPALIVE_IDLE_SECONDS),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL_SECONDS),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+    ):
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
 
 
 class ClientHandler(socketserver.BaseRequestHandler):
@@ -86,43 +111,66 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
-        self.proven: bool = False  # logged in with the password of a registered name
+        # True once this connection proved a registered name with its password (login or
+        # register): only then may it read back what that name was sent privately.
+        self.proven: bool = False
+        self._closing = threading.Event()  # set by ``close``: ends a login delay early
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
+        self.address = address_key(str(self.client_address[0]))  # what the limits count
+        self.client: str | None = None  # the login's "client" string (None: classic)
         self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
         config = self.server.config
-        self._limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self._limiter = TokenBucket(config.rate_limit, config.rate_burst)
         try:
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        # From here on the socket is non-blocking: read it with recv_within (server/outbox.py).
+        enable_keepalive(self.request)
         self.outbox = self.server.sender.open(
-            self.request, label=self.peer, limit=config.max_queue_bytes, coalesce=True
+            self.request, label=self.peer, limit=config.max_queue_bytes
         )
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
 
     def handle(self) -> None:
+        """Read and dispatch requests until the peer closes, logs out, times out or is closed.
+
+        Before login the connection has ``--login-timeout`` in all.  After it, a TkChat client
+        (it sent ``"client"``; it pings when quiet) silent for ``--idle-timeout`` is gone; a
+        classic client only ever ends by closing or by TCP keepalive.
+        """
         config = self.server.config
         sock = self.request
         deadline = time.monotonic() + config.login_timeout
+        heard = time.monotonic()
         while self.is_open():
+            now = time.monotonic()
             if self._name is None:
-                left = deadline - time.monotonic()
+                left = deadline - now
                 if left <= 0:
-                    self.send(
-                        MessageParser.error(
-                            ErrorCode.LOGIN_TIMEOUT,
-                            f"no login within {config.login_timeout:g} seconds; closing",
-                        )
+                    self._close_with(
+                        ErrorCode.LOGIN_TIMEOUT,
+                        f"no login within {config.login_timeout:g} seconds; closing",
+                        "closed: no login in time (--login-timeout)",
                     )
-                    log.info("%s: closed, no login within %gs", self.peer, config.login_timeout)
                     return
-                sock.settimeout(left)
+                timeout = left
+            elif self.client is not None and config.idle_timeout > 0:
+                left = heard + config.idle_timeout - now
+                if left <= 0:
+                    self._close_with(
+                        ErrorCode.IDLE_TIMEOUT,
+                        f"nothing heard for {config.idle_timeout:g} seconds; closing",
+                        "closed: silent too long (--idle-timeout)",
+                    )
+                    return
+                timeout = min(left, _IDLE_POLL_SECONDS)
             else:
-                sock.settimeout(_IDLE_POLL_SECONDS)
+                timeout = _IDLE_POLL_SECONDS
             try:
-                data = sock.recv(_RECV_BYTES)
+                data = recv_within(sock, _RECV_BYTES, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -130,12 +178,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 return
             if not data:
                 return
+            heard = time.monotonic()
             for item in self._decoder.feed(data):
                 if isinstance(item, DecodeError):
-                    self.send(MessageParser.error(item.code, item.text))
                     if item.fatal:
-                        log.warning("%s: %s; closing", self.who, item.text)
+                        self.send(MessageParser.error(item.code, item.text))
+                        log.warning("%s: %s; closing", self.who, clean(item.text))
                         return
+                    if self._within_address_limit():
+                        self.send(MessageParser.error(item.code, item.text))
                     continue
                 self.parse_request(item)
                 if not self.is_open():
@@ -152,6 +203,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
 
+    def _close_with(self, code: str, text: str, summary: str) -> None:
+        """Tell the client why, log it (summarised: a flood of these is one line per window)."""
+        self.send(MessageParser.error(code, text))
+        self.server.warnings.note(summary, logging.INFO, "%s: %s", self.who, summary)
+
     def is_open(self) -> bool:
         """False once logout or ``close`` ended the conversation."""
         return self._open
@@ -159,21 +215,21 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def close(self) -> None:
         """End this connection from another thread: the reader wakes up and ``finish`` runs."""
         self._open = False
+        self._closing.set()
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
         (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
+        """The one way bytes for this connection enter its outbox."""
         self.outbox.put(data)
-        if self.classic:
-            # A classic client decodes each recv() as one object: a moment between objects
-            # keeps a burst (a batch of echoes, say) from arriving in one read.
-            self.outbox.pause(CLASSIC_GAP_SECONDS)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -188,11 +244,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(data)
 
     def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
-        if self.classic:
+        if self.classic:  # paced one object per write (see ``parse_login``)
             for part in parts:
                 self._put(part)
         else:
-            self.outbox.put_batch(data, parts)
+            self._put(data)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the
@@ -203,12 +259,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
         )
-        if self.classic:
-            self.outbox.pause(0.1)
-            limit = CLASSIC_HISTORY_BYTES
-        else:
-            limit = MAX_OBJECT_BYTES
-        self._answer(MessageParser.history_within(history, limit))
+        if not self.classic:
+            self._answer(MessageParser.history_within(history, MAX_OBJECT_BYTES))
+            return
+        # A classic program reads the history with recv(1024) after a moment: small objects,
+        # paced like everything else it gets (PROTOCOL.md, Classic clients).
+        self.outbox.pause(CLASSIC_HISTORY_DELAY)
+        for chunk in MessageParser.history_chunks(history, CLASSIC_HISTORY_BYTES):
+            self._put(MessageParser.encode(chunk))
 
     def joined(self, room: str, users: list[str], history: list[Message]) -> None:
         # Under the room's lock, like ``welcome``.
@@ -230,14 +288,23 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     # ------------------------------------------------------------- requests
     def parse_request(self, payload: dict[str, Any]) -> None:
-        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests)."""
+        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests).
+
+        Every request, of any kind and valid or not, first takes a token from its address's
+        bucket (server/limits.py): past it the answer is ``rate_limited`` and nothing else
+        happens, so a new request kind is limited without doing anything for it.
+        """
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %s", self.who, clean(redacted(payload)))
+        if not self._within_address_limit():
+            return
         request = payload.get("request")
         if not isinstance(request, str):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: "request" must be a string')
             return
         handler = self._REQUESTS.get(request)
         if handler is None:
-            shown = request if len(request) <= 40 else request[:40] + "..."
+            shown = request if len(request) <= NAME_CHARS else request[:NAME_CHARS] + "..."
             self._error(ErrorCode.UNKNOWN_REQUEST, f"unknown request {shown!r}; try 'help'")
             return
         content = payload.get("content")
@@ -254,29 +321,113 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if content is None or (client is not None and not isinstance(client, str)):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
             return
-        if not self._password_ok(payload.get("password")):
-            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
-            return
-        if not self.valid_username(content):
+        if not self.server.limits.allow_login(self.address):
             self._error(
-                ErrorCode.INVALID_USERNAME,
-                "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
+                ErrorCode.RATE_LIMITED,
+                "slow down: too many logins from your address; try again in a few seconds",
             )
             return
+        guard = self.server.login_guard
+        if guard.refused(self.client_address[0]):
+            self._too_many_attempts()
+            return
+        if not self._password_ok(payload.get("server_password")):
+            self._auth_failed(AuthField.SERVER_PASSWORD, content)
+            return
+        if not self.valid_username(content):
+            reserved = isinstance(content, str) and content.lower() in RESERVED_NAMES
+            self._error(
+                ErrorCode.INVALID_USERNAME,
+                f"the name {content} is reserved (it would read as the server speaking)"
+                if reserved
+                else "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
+            )
+            return
+        # The password before the name's availability: without it nobody learns whether a
+        # registered user is online.
+        proven = False
+        if self.server.accounts.is_registered(content):
+            if not self.server.accounts.verify(content, payload.get("password")):
+                self._auth_failed(AuthField.PASSWORD, content)
+                return
+            proven = True
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         self.classic = client is None
-        # Classic clients decode each recv() as one object: one object per send for them.
-        self.outbox.coalesce = not self.classic
+        if self.classic:
+            # A classic client decodes each recv() as one object: a moment between objects
+            # keeps a burst (a batch of echoes, say) from arriving in one read.
+            self.outbox.gap = CLASSIC_GAP_SECONDS
+        self.client = client
         self._name = content
+        self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
             self._name = None
+            self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
-        log.info("login %s (%s, %s)", content, self.peer, client or "classic client")
+        log.info(
+            "login %s (%s, %s%s)",
+            content,
+            self.peer,
+            "classic client" if client is None else clean(client, CLIENT_CHARS),
+            ", registered" if proven else "",
+        )
+
+    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Register the logged-in name with ``password``, or change its password (the old one
+        as ``password``, the new one as ``new_password``)."""
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        password = payload.get("password")
+        new_password = payload.get("new_password")
+        accounts = self.server.accounts
+        registered = accounts.is_registered(name)
+        chosen = password if new_password is None else new_password
+        problem = password_problem(chosen)
+        if problem is not None:
+            key = "password" if new_password is None else "new_password"
+            self._error(ErrorCode.BAD_REQUEST, f'bad request: "{key}": {problem}')
+            return
+        if new_password is None and registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: the name {name} is registered already; to change its password "
+                'send the current one as "password" and the new one as "new_password"',
+            )
+            return
+        if new_password is not None:
+            if not registered:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f'bad request: the name {name} is not registered; send "password" alone '
+                    "to register it",
+                )
+                return
+            if not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
+        assert isinstance(chosen, str)
+        try:
+            accounts.set_password(name, chosen)
+        except AccountsUnavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE, "the server cannot store the password now; try again later"
+            )
+            return
+        self.proven = True
+        if new_password is None:
+            log.info("register %s (%s)", name, self.peer)
+            text = f"The name {name} is registered: logging in as {name} needs this password."
+        else:
+            log.info("password changed for %s (%s)", name, self.peer)
+            text = f"The password of {name} is changed."
+        self.send(MessageParser.info(text))
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
@@ -350,6 +501,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
             users = self.server.room.names(room, self)
         except Refused as refused:
             self._error(refused.code, refused.text)
+            return
+        # The answer amplifies (40 bytes asked, 37 KB answered in a crowd of 1,000): it costs
+        # the address a token per KiB of names on top of the request's own.
+        extra = sum(len(user) + 4 for user in users) // _NAMES_BYTES_PER_TOKEN
+        if extra and not self._within_address_limit(extra):
             return
         if room == GENERAL_ROOM:
             self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
@@ -503,8 +659,35 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
 
+    def parse_ping(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
+        self.send(MessageParser.info("", event=Event.PONG))
+
+    def _auth_failed(self, field: AuthField, name: str) -> None:
+        """A wrong or missing password: answered late (``LoginGuard``), or with
+        ``too_many_attempts`` and a close once this address failed too often."""
+        verdict = self.server.login_guard.failed(self.client_address[0], name, field.value)
+        if verdict.refused:
+            self._too_many_attempts()
+            return
+        # Slept on this connection's own thread: no other client waits; ``close`` ends it.
+        self._closing.wait(verdict.delay)
+        if field is AuthField.SERVER_PASSWORD:
+            text = "this server needs a password: wrong or missing server password"
+        else:
+            text = f"the name {name} is registered: wrong or missing password"
+        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+
+    def _too_many_attempts(self) -> None:
+        self._error(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            "too many failed password logins from your address; try again in a few minutes",
+        )
+        self._open = False
+
     def _password_ok(self, given: object) -> bool:
-        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        """Constant-time check of ``server_password`` against the server-wide password
+        (none set: anyone may join)."""
         expected = self.server.config.password
         if expected is None:
             return True
@@ -513,14 +696,30 @@ class ClientHandler(socketserver.BaseRequestHandler):
         return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
     def valid_username(self, name: str) -> bool:
-        return is_valid_username(name)
+        """1-32 ASCII letters or digits, and not a name that reads as authority."""
+        return is_valid_username(name) and name.lower() not in RESERVED_NAMES
 
     def username_available(self, name: str) -> bool:
         return not self.server.room.is_taken(name)
 
-    def _error(self, code: str, text: str) -> None:
-        log.debug("%s: error %s: %s", self.who, code, text)
-        self.send(MessageParser.error(code, text))
+    def _within_address_limit(self, cost: float = 1.0) -> bool:
+        """Take ``cost`` from the address's request bucket; past it, say ``rate_limited``."""
+        if self.server.limits.allow_request(self.address, cost):
+            return True
+        self.server.warnings.note(
+            f"rate-limited requests from {self.address}",
+            logging.INFO,
+            "%s: rate limited (--address-rate)",
+            self.who,
+        )
+        self._error(
+            ErrorCode.RATE_LIMITED,
+            "slow down: too many requests from your address; this one was not served",
+        )
+        return False
+
+    def _error(self, code: str, text: str, **extra: Any) -> None:
+        self.send(MessageParser.error(code, text, **extra))
 
     _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
         "login": parse_login,
@@ -533,6 +732,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "rooms": parse_rooms,
         "history": parse_history,
         "search": parse_search,
+        "ping": parse_ping,
+        "register": parse_register,
     }
 
 

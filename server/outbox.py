@@ -5,152 +5,171 @@ that thread, and with it everyone.  Why not a writer thread per connection: two 
 idle user cost memory and GIL hand-offs on every broadcast.  Instead every connection owns an
 ``Outbox`` (a byte-bounded queue); one ``Sender`` thread writes all outboxes with non-blocking
 sends, one ``send`` per connection for everything queued (for TkChat clients), and waits on a
-selector for sockets whose kernel buffer is full.  A stuck client only fills its own outbox;
-past ``limit`` bytes its connection is shut down and its user can reconnect and get history.
+selector for sockets whose kernel buffer is full.
 
-Classic KTN clients decode each ``recv`` as exactly one object, so their outbox sends one object
-per ``send`` and can hold a ``pause`` (the 100 ms between login ``info`` and ``history``).
+One socket, one file descriptor.  The Sender sends on the connection's own socket object, which
+is non-blocking for good (``open`` makes it so): a send can never wait, whatever any thread
+does, and it works the same on Windows (no ``MSG_DONTWAIT``).  The handler's thread, the only
+reader, waits for input with ``recv_within`` (``poll``/``select`` with a timeout) instead of a
+socket timeout.  The handler closes the socket only after ``Outbox.close`` returned, and that
+waits until the Sender has let go of it, so a closed (and reused) descriptor is never written.
 
-Threads: ``put``/``pause``/``close`` are called from any thread; everything touching the
+Limits.  A connection is judged on its own unsent backlog: a ``put`` finding more than ``limit``
+bytes still unsent drops the connection (its user can reconnect and get history), whatever the
+size of what is being queued, so a big broadcast batch never drops an empty, fast reader.  The
+Sender also counts the bytes queued on all connections; past ``total_limit``, the connections
+with the largest backlogs are dropped first.
+
+Classic KTN clients decode each ``recv`` as exactly one object: their outbox has a ``gap`` and
+sends one object per ``send``, ``gap`` seconds apart, while its backlog is short; once the
+backlog is more than pacing can send in one second, it goes out as whole lines, as much as one
+``send`` takes, rather than fall behind.  ``pause`` holds what is queued next back (the 100 ms
+between the login ``info`` and the history).
+
+Threads: ``put``/``pause``/``close``/``kick`` are called from any thread; everything touching the
 selector or a socket's send side runs on the ``Sender`` thread.  ``Sender.stop`` ends it.
+Locks: an outbox's ``_lock`` may be held while taking the Sender's ``_count_lock`` (never the
+other way round); the Sender's ``_lock`` is never held while taking either.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import math
+import select
 import selectors
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 _MAX_SEND = 1 << 20  # bytes handed to one send() call
+SEND_BUFFER_BYTES = 256 * 1024  # SO_SNDBUF of accepted sockets: the kernel's share of a backlog
+RELEASE_SECONDS = 5.0  # longest ``close`` waits for the Sender to let go of the socket
 
 
 class Outbox:
     """One connection's outgoing queue; owned by its ``ClientHandler``, drained by the Sender."""
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        sender: Sender,
-        *,
-        label: str,
-        limit: int,
-        coalesce: bool,
-        on_overflow: Callable[[Outbox], None] | None = None,
-    ) -> None:
+    def __init__(self, sock: socket.socket, sender: Sender, *, label: str, limit: int) -> None:
         self.label = label
         self.limit = limit
-        self.coalesce = coalesce
+        # Seconds between objects (classic clients); 0 sends everything queued at once.
+        self.gap = 0.0
         self._sender = sender
-        # A duplicate of the connection's socket, non-blocking, used only by the Sender thread.
-        self._sock = sock.dup()
-        self._sock.setblocking(False)
+        self._sock = sock  # the connection's socket: the Sender sends, the handler reads
         self._lock = threading.Lock()
         self._chunks: deque[bytes | float] = deque()  # float: pause for that many seconds
-        self._partial = b""  # the unsent tail of the last send
-        self._queued = 0  # bytes in _chunks and _partial
-        self._scheduled = False  # on the Sender's ready list or registered for writing
+        self._objects = 0  # bytes items in _chunks (a paced outbox's backlog)
+        self._partial: memoryview | None = None  # the unsent tail of the last send
+        self._paced = False  # _partial is one object of a paced outbox
+        self._queued = 0  # bytes in _chunks and _partial, counted in the Sender's total
+        self._scheduled = False  # on the Sender's ready list, paused, or waiting to write
         self._closed = False
-        self._failed = False
-        self.overflowed = False
-        self._on_overflow = on_overflow
         self.drained = threading.Event()
         self.drained.set()
+        self._released = threading.Event()
 
     # --------------------------------------------------------------- any thread
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     @property
     def queued_bytes(self) -> int:
         return self._queued
 
     def put(self, data: bytes) -> bool:
-        """Queue bytes for sending; ``False`` if the connection is closed or just overflowed."""
+        """Queue bytes for sending; ``False`` if the connection is closed or was just dropped
+        (it had more than ``limit`` bytes unsent)."""
         with self._lock:
             if self._closed:
                 return False
-            if self._queued + len(data) > self.limit:
-                self.overflowed = True
-                self._closed = True
-                overflow = True
-            else:
-                overflow = False
+            backlog = self._queued
+            if backlog <= self.limit:
                 self._chunks.append(data)
+                self._objects += 1
                 self._queued += len(data)
-                wake = not self._scheduled
-                if wake:  # while scheduled, drained is already clear (flush sets both)
-                    self._scheduled = True
-                    self.drained.clear()
-        if overflow:
-            log.warning(
-                "%s: dropping connection, %d bytes of output unread (limit %d)",
-                self.label,
-                self._queued,
-                self.limit,
-            )
-            self._shutdown_socket()
-            self._sender.discard(self)
-            if self._on_overflow is not None:
-                self._on_overflow(self)
+                total = self._sender.count(len(data))
+                wake = self._schedule_locked()
+        if backlog > self.limit:
+            self.drop(f"{backlog} bytes of output unread (limit {self.limit})")
             return False
         if wake:
             self._sender.schedule(self)
+        if total > self._sender.total_limit:
+            self._sender.trim()
         return True
-
-    def put_batch(self, data: bytes, parts: list[bytes]) -> bool:
-        """Queue several objects at once: ``data`` (their concatenation, shared by every
-        member of a broadcast) as one chunk, or each part alone for a one-object-per-send
-        (classic) connection."""
-        if self.coalesce:
-            return self.put(data)
-        return all(self.put(part) for part in parts)
 
     def pause(self, seconds: float) -> None:
         """Leave at least ``seconds`` between what is queued so far and what is queued next."""
         with self._lock:
-            if not self._closed:
-                self._chunks.append(float(seconds))
-                self.drained.clear()
+            if self._closed:
+                return
+            self._chunks.append(float(seconds))
+            wake = self._schedule_locked()
+        if wake:
+            self._sender.schedule(self)
 
     def close(self, flush_timeout: float = 0.0) -> bool:
         """Stop queuing; first wait up to ``flush_timeout`` for queued data to go out.
 
-        Returns whether everything queued was sent.  The Sender then forgets this outbox and
-        closes its socket duplicate; the connection itself belongs to the handler.
+        Returns whether everything queued was sent.  Returns once the Sender has let go of
+        the socket, so the caller may close it.
         """
         flushed = self.drained.wait(flush_timeout) if flush_timeout > 0 else self.drained.is_set()
         with self._lock:
             self._closed = True
         self._sender.discard(self)
+        if not self._released.wait(RELEASE_SECONDS):
+            log.error("%s: the sender did not let go of the socket", self.label)
         return flushed
 
     def kick(self) -> None:
         """Shut the connection down in both directions so its reader thread wakes and ends."""
-        self._shutdown_socket()
-
-    def _shutdown_socket(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
+    def _schedule_locked(self) -> bool:
+        """Mark for the Sender (lock held); True if the caller must hand it over."""
+        if self._scheduled:
+            return False  # while scheduled, drained is already clear (flush sets both)
+        self._scheduled = True
+        self.drained.clear()
+        return True
+
+    def drop(self, why: str) -> None:
+        """End a connection for its backlog: forget what is queued, wake its reader."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._forget_locked()
+        log.warning("%s: dropping connection, %s", self.label, why)
+        self.kick()
+        self._sender.discard(self)
+
+    def _forget_locked(self) -> None:
+        """Drop everything still queued from the counts (lock held).  ``_partial`` is the
+        Sender's; it sees ``_closed`` and leaves the bytes alone."""
+        self._chunks.clear()
+        self._objects = 0
+        self._sender.count(-self._queued)
+        self._queued = 0
+
     # ---------------------------------------------------------- Sender thread
     def flush(self) -> float | None:
         """Send what can be sent now.  Returns ``None`` when done or blocked on the socket
-        (see ``blocked``), or the monotonic time a pause ends."""
+        (see ``blocked``), or the monotonic time to go on (a pause or a paced gap)."""
         while True:
-            data = self._partial
-            if not data:
+            if self._closed:
+                data = self._partial = None
+            else:
+                data = self._partial
+            if data is None:
                 with self._lock:
-                    if not self._chunks:
+                    if self._closed or not self._chunks:
                         self._scheduled = False
                         self.drained.set()
                         return None
@@ -158,7 +177,7 @@ class Outbox:
                     if isinstance(head, float):
                         self._chunks.popleft()
                         return time.monotonic() + head
-                    data = self._take_locked()
+                    data = memoryview(self._take_locked())
             try:
                 sent = self._sock.send(data[:_MAX_SEND])
             except BlockingIOError:
@@ -166,21 +185,31 @@ class Outbox:
             except OSError as exc:
                 self._fail(exc)
                 return None
-            with self._lock:
-                self._queued -= sent
-            self._partial = data[sent:]
-            if self._partial:
+            if sent:
+                with self._lock:
+                    if not self._closed:
+                        self._queued -= sent
+                        self._sender.count(-sent)
+            if sent < len(data):
+                self._partial = data[sent:]
                 return None  # the kernel buffer is full: wait for writability
+            self._partial = None
+            if self._paced:
+                return time.monotonic() + self.gap
 
     @property
     def blocked(self) -> bool:
-        return bool(self._partial) and not self._failed
+        return self._partial is not None and not self._closed
 
     def _take_locked(self) -> bytes:
+        """The next write: one object (paced, short backlog), else every object up to the next
+        pause, at most about ``_MAX_SEND`` bytes."""
         chunks = self._chunks
-        if not self.coalesce:
+        self._paced = self.gap > 0 and self._objects * self.gap <= 1.0
+        if self._paced:
             item = chunks.popleft()
             assert isinstance(item, bytes)
+            self._objects -= 1
             return item
         parts: list[bytes] = []
         size = 0
@@ -191,34 +220,37 @@ class Outbox:
             chunks.popleft()
             parts.append(item)
             size += len(item)
+        self._objects -= len(parts)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _fail(self, exc: OSError) -> None:
         log.debug("%s: send failed: %s", self.label, exc)
         with self._lock:
-            self._failed = True
             self._closed = True
-            self._chunks.clear()
-            self._partial = b""
-            self._queued = 0
-            self._scheduled = False
-        self.drained.set()
-        self._shutdown_socket()
+            self._forget_locked()
+        self._partial = None
+        self.kick()
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def release(self) -> None:
-        """Close the socket duplicate (Sender thread, after unregistering)."""
+        """The Sender lets go (after unregistering): forget the rest, wake ``close``."""
+        with self._lock:
+            self._closed = True
+            self._forget_locked()
+            self._scheduled = False
+        self._partial = None
         self.drained.set()
-        self._sock.close()
+        self._released.set()
 
 
 class Sender(threading.Thread):
     """The one thread that writes to client sockets."""
 
-    def __init__(self) -> None:
+    def __init__(self, total_limit: int = 1 << 62) -> None:
         super().__init__(name="tkchat-sender", daemon=True)
+        self.total_limit = total_limit
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -227,24 +259,52 @@ class Sender(threading.Thread):
         self._lock = threading.Lock()
         self._ready: list[Outbox] = []
         self._discarded: list[Outbox] = []
+        self._outboxes: set[Outbox] = set()
         self._woken = False
         self._stopping = False
+        self._finished = False
         self._waiting: set[Outbox] = set()  # registered for EVENT_WRITE
         self._paused: list[tuple[float, int, Outbox]] = []
         self._counter = 0
+        self._count_lock = threading.Lock()
+        self._total = 0  # bytes queued on every outbox
+        self.peak_total = 0  # the most ``_total`` has been (tests, bench)
 
-    def open(
-        self,
-        sock: socket.socket,
-        *,
-        label: str,
-        limit: int,
-        coalesce: bool,
-        on_overflow: Callable[[Outbox], None] | None = None,
-    ) -> Outbox:
-        return Outbox(
-            sock, self, label=label, limit=limit, coalesce=coalesce, on_overflow=on_overflow
-        )
+    @property
+    def total_bytes(self) -> int:
+        return self._total
+
+    def open(self, sock: socket.socket, *, label: str, limit: int) -> Outbox:
+        """An outbox for ``sock``, which becomes non-blocking for good (see the module doc)."""
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        except OSError:
+            pass
+        outbox = Outbox(sock, self, label=label, limit=limit)
+        with self._lock:
+            self._outboxes.add(outbox)
+        return outbox
+
+    def count(self, delta: int) -> int:
+        """Add to the bytes queued on all outboxes (called with the outbox's lock held)."""
+        with self._count_lock:
+            self._total += delta
+            self.peak_total = max(self.peak_total, self._total)
+            return self._total
+
+    def trim(self) -> None:
+        """Past ``total_limit``: drop the connections with the largest backlogs first."""
+        with self._lock:
+            largest = sorted(self._outboxes, key=lambda o: o.queued_bytes, reverse=True)
+        for outbox in largest:
+            total = self._total
+            if total <= self.total_limit:
+                return
+            outbox.drop(
+                f"{outbox.queued_bytes} bytes of output unread, the most while the server holds"
+                f" {total} in all (limit {self.total_limit})"
+            )
 
     def schedule(self, outbox: Outbox) -> None:
         with self._lock:
@@ -256,10 +316,15 @@ class Sender(threading.Thread):
 
     def discard(self, outbox: Outbox) -> None:
         with self._lock:
-            self._discarded.append(outbox)
-            wake = not self._woken
-            self._woken = True
-        if wake:
+            self._outboxes.discard(outbox)
+            finished = self._finished
+            if not finished:
+                self._discarded.append(outbox)
+                wake = not self._woken
+                self._woken = True
+        if finished:  # no Sender thread any more: nothing else touches the outbox
+            outbox.release()
+        elif wake:
             self._wake()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -267,9 +332,10 @@ class Sender(threading.Thread):
         with self._lock:
             self._stopping = True
         self._wake()
-        self.join(timeout)
         if self.is_alive():
-            log.error("sender thread did not stop within %.1f s", timeout)
+            self.join(timeout)
+            if self.is_alive():
+                log.error("sender thread did not stop within %.1f s", timeout)
 
     def _wake(self) -> None:
         try:
@@ -286,6 +352,12 @@ class Sender(threading.Thread):
         finally:
             for outbox in list(self._waiting):
                 self._unregister(outbox)
+            with self._lock:
+                self._finished = True
+                left = self._outboxes | set(self._discarded)
+                self._discarded = []
+            for outbox in left:
+                outbox.release()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -322,11 +394,8 @@ class Sender(threading.Thread):
             for outbox in work:
                 if outbox not in gone:
                     self._flush(outbox)
-            for outbox in discarded:
-                self._unregister(outbox)
-                self._paused = [p for p in self._paused if p[2] is not outbox]
-                heapq.heapify(self._paused)
-                outbox.release()
+            if gone:
+                self._unregister_all(gone)
             if stopping:
                 return
 
@@ -341,6 +410,15 @@ class Sender(threading.Thread):
             self._selector.register(outbox.fileno(), selectors.EVENT_WRITE, outbox)
             self._waiting.add(outbox)
 
+    def _unregister_all(self, gone: set[Outbox]) -> None:
+        for outbox in gone:
+            self._unregister(outbox)
+        if any(p[2] in gone for p in self._paused):
+            self._paused = [p for p in self._paused if p[2] not in gone]
+            heapq.heapify(self._paused)
+        for outbox in gone:
+            outbox.release()
+
     def _unregister(self, outbox: Outbox) -> None:
         if outbox in self._waiting:
             self._waiting.discard(outbox)
@@ -348,3 +426,28 @@ class Sender(threading.Thread):
                 self._selector.unregister(outbox.fileno())
             except (KeyError, ValueError, OSError):
                 pass
+
+
+def recv_within(sock: socket.socket, size: int, timeout: float) -> bytes:
+    """``sock.recv(size)`` on a non-blocking socket, waiting at most ``timeout`` seconds for
+    data (``TimeoutError`` then).  The connection's reader uses this instead of a socket
+    timeout, which would make the Sender's sends on the same socket wait too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return sock.recv(size)
+        except BlockingIOError:
+            pass
+        left = deadline - time.monotonic()
+        if left <= 0 or not _readable(sock, left):
+            raise TimeoutError("no data within the timeout")
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait until ``sock`` has data, an end or an error to read (False: timed out)."""
+    if hasattr(select, "poll"):  # no FD_SETSIZE limit
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(math.ceil(timeout * 1000)))
+    readable, _, broken = select.select([sock], [], [sock], timeout)  # Windows
+    return bool(readable or broken)

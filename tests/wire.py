@@ -14,8 +14,12 @@ TIMEOUT = 5.0
 
 
 class WireClient:
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
+        """``source``: the local address to connect from (127.0.0.2, ... for another "host")."""
+        """``source``: the local address to connect from (127.0.0.2, ... for a second
+        "machine": all of 127.0.0.0/8 is loopback on Linux)."""
+        where = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT, source_address=where)
         self.decoder = StreamDecoder(16 * 1024 * 1024)
         self.pending: list[dict[str, Any]] = []
         self.closed = False

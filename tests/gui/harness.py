@@ -57,7 +57,8 @@ class Person:
 
     @property
     def error(self) -> str:
-        return str(self.app.connect_view.error_label.cget("text"))
+        """Every error the connect screen shows, under its fields and below the buttons."""
+        return self.app.connect_view.error_text()
 
     @property
     def state(self) -> State:
