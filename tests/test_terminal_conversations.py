@@ -1,9 +1,9 @@
 """The terminal client's conversations (rooms, direct messages, ``/more``, ``/search``),
 passwords, and how it shows text that tries to pass for something else (issue 11 item 8).
 
-Real sockets throughout: ``python -m gui.terminal`` as a subprocess against the real server;
-``tests.fake_tkchat`` (a scripted TkChat server) stands in for registered names, which this
-branch's server does not have yet."""
+Real sockets throughout: ``python -m gui.terminal`` as a subprocess (one on a pseudo-terminal,
+as a person runs it) against the real server; a fake classic KTN server for what is missing
+there."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,6 @@ from server.app import ChatServer
 from server.history import HistoryStore
 from tests.conftest import ROOT, wait_for
 from tests.fake_ktn import FakeKTN, obj
-from tests.fake_tkchat import FakeTkChat
 from tests.test_terminal import CLOCK, Terminal, terminals  # noqa: F401 - the fixture
 from tests.wire import WireClient
 
@@ -65,14 +64,6 @@ def test_format_message_labels_rooms_and_direct_messages() -> None:
     assert format_message(Message("hi", "alice", to="Bob"), "alice")[0].endswith("] @Bob alice: hi")
     two = format_message(Message("a\nb", "bob", room="dev"), "alice")
     assert two[1] == " " * len("[00:00:00] #dev ") + "  b"
-
-
-@pytest.fixture
-def fake_tkchat() -> Iterator[tuple[FakeKTN, FakeTkChat]]:
-    script = FakeTkChat()
-    fake = FakeKTN(script, close_on_logout=True)
-    yield fake, script
-    fake.close()
 
 
 def test_rooms_direct_messages_more_and_search_from_the_terminal(
@@ -182,28 +173,33 @@ def test_new_commands_say_they_are_not_available_on_a_classic_server(
 
 
 def test_passwords_come_from_the_environment_never_a_flag(
-    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    make_server: Callable[..., ChatServer],
     terminals: Callable[[int], Terminal],  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    fake, script = fake_tkchat
-    monkeypatch.setenv("TKCHAT_PASSWORD", "correct horse")
+    server = make_server(db=str(tmp_path / "chat.sqlite3"), password="let me in")
     monkeypatch.setenv("TKCHAT_SERVER_PASSWORD", "let me in")
-    term = terminals(fake.port)
-    term.type("login alice")
-    term.wait_line(r"--- end of history ---")
-    login = fake.requests[0]
-    assert login["password"] == "correct horse" and login["server_password"] == "let me in"
-    term.type("register")
-    term.wait_line(rf"^{CLOCK} \* alice is registered$")
-    assert fake.requests[-1] == {
-        "request": "register",
-        "content": None,
-        "password": "correct horse",
-    }
-    assert script.password == "correct horse"
-    assert term.end() == 0
-    assert "correct horse" not in " ".join(term.proc.args)  # type: ignore[arg-type]
+    monkeypatch.setenv("TKCHAT_PASSWORD", "correct horse")
+    first = terminals(server.port)
+    first.type("login alice")
+    first.wait_line(r"--- end of history ---")
+    first.type("register")
+    first.wait_line(rf"^{CLOCK} \* The name alice is registered: ")
+    assert first.end() == 0
+    again = terminals(server.port)  # the same environment: the name's password goes along
+    again.type("login alice")
+    again.wait_line(r"--- end of history ---")
+    assert again.end() == 0
+    monkeypatch.setenv("TKCHAT_PASSWORD", "a wrong guess")
+    wrong = terminals(server.port)  # no one at a terminal to ask: the refusal is shown
+    wrong.type("login alice")
+    wrong.wait_line(rf"^{CLOCK} ! error \(auth_failed\): ")
+    assert wrong.end() == 0
+    for term in (first, again, wrong):
+        args = term.proc.args
+        assert isinstance(args, list)
+        assert not [a for a in args if "horse" in str(a) or "let me" in str(a)]
 
 
 class _Asker:
@@ -232,44 +228,39 @@ def _session(port: int, asker: _Asker, out: io.StringIO) -> tuple[Client, Termin
 
 
 def test_register_asks_twice_and_a_later_login_asks_for_the_password(
-    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    make_server: Callable[..., ChatServer], tmp_path: Path
 ) -> None:
-    fake, script = fake_tkchat
+    server = make_server(db=str(tmp_path / "chat.sqlite3"), login_delay_first=0.05)
     out = io.StringIO()
     asker = _Asker("short", "short", "a good password", "a good password")
-    client, session = _session(fake.port, asker, out)
+    client, session = _session(server.port, asker, out)
     try:
         session.handle_line("login alice")
         wait_for(lambda: session.logged_in, what="login")
         session.handle_line("register")
         assert "8-256 characters" in out.getvalue()  # too short: nothing sent
         session.handle_line("register")
-        wait_for(lambda: script.password == "a good password", what="register")
+        wait_for(lambda: "is registered" in out.getvalue(), what="register")
         assert asker.questions == ["New password for alice: ", "The same password again: "] * 2
+        session.handle_line("logout")
+        wait_for(lambda: not client.connected, what="logged out")
     finally:
         client.disconnect()
-    fake.requests.clear()
     asker = _Asker("wrong guess", "a good password")
-    client, session = _session(fake.port, asker, io.StringIO())
+    out = io.StringIO()
+    client, session = _session(server.port, asker, out)
     try:
         session.handle_line("login alice")  # waits while it asks and tries again
-        assert session.logged_in
+        assert session.logged_in, out.getvalue()
         assert asker.questions == ["Password for alice: "] * 2
-        assert [r.get("password") for r in fake.requests] == [
-            None,
-            "wrong guess",
-            "a good password",
-        ]
+        assert out.getvalue().count("(auth_failed)") == 2
     finally:
         client.disconnect()
 
 
-def test_prompt_shows_the_current_conversation(
-    fake_tkchat: tuple[FakeKTN, FakeTkChat],
-) -> None:
-    fake, _script = fake_tkchat
+def test_prompt_shows_the_current_conversation(server: ChatServer) -> None:
     out = io.StringIO()
-    client, session = _session(fake.port, _Asker(), out)
+    client, session = _session(server.port, _Asker(), out)
     try:
         assert session.prompt == "#general> "
         session.handle_line("login alice")
@@ -332,19 +323,24 @@ class _PtyTerminal:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_on_a_terminal_the_password_is_asked_without_echo_and_the_prompt_shows_the_room(
-    fake_tkchat: tuple[FakeKTN, FakeTkChat],
+    make_server: Callable[..., ChatServer], tmp_path: Path
 ) -> None:
-    fake, script = fake_tkchat
-    script.password = "a good password"  # the name is registered
-    term = _PtyTerminal(fake.port)
+    server = make_server(db=str(tmp_path / "chat.sqlite3"), login_delay_first=0.05)
+    owner = WireClient(server.port)
+    try:
+        owner.login("alice")
+        owner.send("register", password="a good password")
+        owner.expect("info")
+    finally:
+        owner.close()
+    term = _PtyTerminal(server.port)
     try:
         term.wait_for("#general> ")
         term.type("login alice")
         term.wait_for("Password for alice: ")
         term.type("a good password")
-        term.wait_for("Welcome")
+        term.wait_for("end of history")
         assert "a good password" not in term.output  # not echoed
-        assert fake.requests[-1]["password"] == "a good password"
         term.type("/join dev")
         term.wait_for("#dev> ")
         term.type("/msg bob")
