@@ -19,6 +19,7 @@ from server.history import HistoryStore
 from tests.conftest import ROOT
 from tests.fake_ktn import FakeKTN, obj
 from tests.gui.harness import Person, online, online_pair, screenshot, wait_until
+from tests.wire import WireClient
 
 OUTPUT = ROOT / "test-output"
 DEV = Conversation.room("dev")
@@ -293,3 +294,39 @@ def test_a_classic_server_has_one_room_and_says_so(
         assert [r["request"] for r in fake.requests] == ["login", "msg"]
     finally:
         fake.close()
+
+
+def test_a_registered_name_gets_its_direct_messages_back_after_a_restart(
+    root: tk.Tk, file_server: ChatServer, person: Callable[[str], Person], tmp_path: Path
+) -> None:
+    secret = "correct horse battery"
+    for name in ("alice", "bob"):
+        owner = WireClient(file_server.port)
+        try:
+            owner.login(name)
+            owner.send("register", password=secret)
+            owner.expect("info")
+        finally:
+            owner.close()
+    alice, bob = person("alice"), person("bob")
+    for who in (alice, bob):
+        who.app.connect("127.0.0.1", file_server.port, who.name, password=secret)
+    wait_until(root, online(alice, bob), "both online", (alice, bob))
+    bob.say("/msg alice remember this, privately")
+    wait_until(
+        root,
+        lambda: "remember this" in _pane_of(alice, Conversation.with_user("bob")),
+        "alice gets it",
+        (alice, bob),
+    )
+    alice.close()
+    again = Person(root, "alice", tmp_path)  # a restart, the same config folder
+    try:
+        again.app.connect("127.0.0.1", file_server.port, "alice", password=secret)
+        wait_until(root, online(again), "online again", (again,))
+        wait_until(root, lambda: "@ bob" in _rows(again), "the direct conversation is listed")
+        again.app.conversations.open(Conversation.with_user("bob"))
+        wait_until(root, lambda: "remember this, privately" in again.shown, "read back", (again,))
+        assert again.shown.count("remember this, privately") == 1
+    finally:
+        again.close()
