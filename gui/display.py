@@ -30,6 +30,12 @@ def terminal_safe(text: str) -> str:
     return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", printable(text))
 
 
+def one_line(text: str) -> str:
+    """``terminal_safe`` for a field that must stay on its line (a name, a room): newline
+    and tab show as ``\\n`` and ``\\t`` too."""
+    return terminal_safe(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 def indented(first: str, text: str, indent: int) -> list[str]:
     """``first`` followed by the first line of ``text``; each further line of ``text``
     indented by ``indent`` spaces, so no line of a message can pass for a line of its own

@@ -40,7 +40,7 @@ from common.protocol import (
 from gui import conversation_requests as requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation, conversation_of
-from gui.display import indented, local_clock, terminal_safe
+from gui.display import indented, local_clock, one_line, terminal_safe
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 
 COMMANDS = ("login", "msg", "names", "help", "logout", "register")
@@ -71,7 +71,8 @@ def format_event(event: ClientEvent, me: str = "") -> list[str]:
         return _format_info(event)
     if isinstance(event, ErrorResponse):
         code = f" ({event.code})" if event.code else ""
-        return [f"[{local_clock(event.timestamp)}] ! error{code}: {terminal_safe(event.text)}"]
+        first = f"[{local_clock(event.timestamp)}] ! error{one_line(code)}: "
+        return indented(first, terminal_safe(event.text), _CLOCK_WIDTH + 2)
     if isinstance(event, HistoryResponse):
         return _format_history(event, me)
     if isinstance(event, Connected):
@@ -85,21 +86,21 @@ def format_message(message: Message, me: str = "", always_label: bool = False) -
     """``[12:00:00] alice: hi``; ``#dev`` or ``@bob`` before the sender outside general.
     Further lines of the text are indented under the sender."""
     where = conversation_of(message, me)
-    label = f"{terminal_safe(where.label)} " if always_label or where != GENERAL else ""
+    label = f"{one_line(where.label)} " if always_label or where != GENERAL else ""
     head = f"[{local_clock(message.timestamp)}] {label}"
-    first = f"{head}{terminal_safe(message.user) or '?'}: "
+    first = f"{head}{one_line(message.user) or '?'}: "
     return indented(first, terminal_safe(message.text), len(head) + 2)
 
 
 def _format_info(event: InfoResponse) -> list[str]:
     clock = f"[{local_clock(event.timestamp)}]"
-    room = terminal_safe(event.room) if event.room else None
-    user = terminal_safe(event.user) if event.user else "someone"
+    room = one_line(event.room) if event.room else None
+    user = one_line(event.user) if event.user else "someone"
     if event.rooms is not None:
-        listed = ", ".join(f"#{terminal_safe(r.name)} ({r.users})" for r in event.rooms)
+        listed = ", ".join(f"#{one_line(r.name)} ({r.users})" for r in event.rooms)
         return [f"{clock} * rooms: {listed or 'none'}"]
     if event.event == Event.JOINED and room:
-        members = ", ".join(terminal_safe(u) for u in event.users or ())
+        members = ", ".join(one_line(u) for u in event.users or ())
         return [f"{clock} * you joined #{room}" + (f"; here: {members}" if members else "")]
     if event.event == Event.PARTED and room:
         return [f"{clock} * you left #{room}"]
@@ -119,17 +120,17 @@ def _format_history(event: HistoryResponse, me: str) -> list[str]:
     )
     count = len(event.messages)
     if event.search is not None:
-        head = f"--- search {terminal_safe(event.search)!r}: {count} result(s) ---"
+        head = f"--- search {one_line(event.search)!r}: {count} result(s) ---"
         tail = "--- end of search ---"
     elif event.before is not None:
-        head = f"--- {count} older message(s){' in ' + terminal_safe(where) if where else ''} ---"
+        head = f"--- {count} older message(s){' in ' + one_line(where) if where else ''} ---"
         tail = (
             "--- that is the first message; nothing older ---"
             if event.more is False
             else "--- end of older messages (/more for more) ---"
         )
     else:
-        head = f"--- history{' of ' + terminal_safe(where) if where else ''}: "
+        head = f"--- history{' of ' + one_line(where) if where else ''}: "
         head += f"{count} earlier message(s) ---"
         tail = "--- end of history ---"
     lines = [head]
@@ -186,7 +187,7 @@ class TerminalSession:
     # ---------------------------------------------------------------- output
     @property
     def prompt(self) -> str:
-        return f"{terminal_safe(self.current.label)}> "
+        return f"{one_line(self.current.label)}> "
 
     def _print(self, lines: list[str]) -> None:
         out = self.stream or sys.stdout

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from common.message import Message
+from common.protocol import ErrorResponse, InfoResponse
 from common.timestamps import now_utc
 from gui.client import Client
 from gui.events import ClientEvent
-from gui.terminal import TerminalSession, format_message
+from gui.terminal import TerminalSession, format_event, format_message
 from server.app import ChatServer
 from server.history import HistoryStore
 from tests.conftest import ROOT, wait_for
@@ -64,6 +65,17 @@ def test_format_message_labels_rooms_and_direct_messages() -> None:
     assert format_message(Message("hi", "alice", to="Bob"), "alice")[0].endswith("] @Bob alice: hi")
     two = format_message(Message("a\nb", "bob", room="dev"), "alice")
     assert two[1] == " " * len("[00:00:00] #dev ") + "  b"
+
+
+def test_names_rooms_and_errors_cannot_break_a_line_either() -> None:
+    """Other KTN servers send any sender; errors and info texts may hold newlines too."""
+    lines = format_message(Message("hi", "mallory\n[12:00:00] admin"), "alice")
+    assert lines == [lines[0]] and lines[0].endswith("] mallory\\n[12:00:00] admin: hi")
+    error = format_event(ErrorResponse("bad\n* mallory left the chat", "x\ny"))
+    assert error[0].endswith("] ! error (x\\ny): bad")
+    assert error[1] == " " * 13 + "* mallory left the chat"
+    info = format_event(InfoResponse("x", event="join", user="eve\u202e\n", room="dev"))
+    assert info == [info[0]] and info[0].endswith("* eve<U+202E>\\n joined #dev")
 
 
 def test_rooms_direct_messages_more_and_search_from_the_terminal(
