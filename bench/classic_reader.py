@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import select
 import socket
 import statistics
 import subprocess
@@ -80,13 +81,14 @@ def login(port: int, name: str, client: str | None) -> socket.socket:
 
 def drain(sock: socket.socket, stop: threading.Event) -> None:
     """A TkChat sender reads (and drops) everything, as a fast client does."""
-    sock.settimeout(0.2)
+    # select, not a socket timeout: another thread sends on this socket (sendall would
+    # time out with it)
     while not stop.is_set():
+        if not select.select([sock], [], [], 0.2)[0]:
+            continue
         try:
             if not sock.recv(1 << 20):
                 return
-        except TimeoutError:
-            continue
         except OSError:
             return
 
@@ -99,6 +101,7 @@ def send_paced(
     while True:
         now = time.monotonic()
         if now - start >= seconds:
+            sent.append(f"end {time.monotonic()}")  # when this sender stopped (not a message)
             return
         due = int((now - start) * rate) - done
         if due > 0:
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     proc, port = start_server()
     try:
         reader = login(port, "classic", None)
-        reader.settimeout(10)
+        reader.settimeout(0.5)
         buffer = b""
         # the login info, then the history (empty here)
         lags: list[float] = []
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         closed = False
         while True:
             if end_of_sending is None and not any(t.is_alive() for t in threads):
-                end_of_sending = time.monotonic()
+                end_of_sending = max(float(s.pop().split()[1]) for s in sent)
             if end_of_sending is not None:
                 expected = sum(len(s) for s in sent)
                 if len(got) >= expected or time.monotonic() - end_of_sending > 10:

@@ -32,6 +32,7 @@ from gui.icon import set_window_icon
 from gui.register_dialog import RegisterDialog
 from gui.session import Backoff, Pending, Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
+from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class ChatApp:
         self._build_menu()
         self._bind_keys()
         self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
+        self.connect_view.tls_var.set(self.settings.tls)
         self.show_connect()
         window.protocol("WM_DELETE_WINDOW", self.quit)
         # One Tcl command for the whole life of the loop: ``after(ms, func)`` would create and
@@ -227,8 +229,11 @@ class ChatApp:
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
+        self.settings.tls = self.connect_view.tls_var.get()
         self.conversations.reset(host, port, name)
-        self.session.connect(host, port, name, password, server_password)
+        self.session.connect(
+            host, port, name, password, server_password, tls=self.tls_options(self.settings.tls)
+        )
 
     def cancel_connect(self) -> None:
         """The connect screen's Cancel: give up the attempt in progress."""
@@ -247,6 +252,23 @@ class ChatApp:
             on_register=self.session.register,
         )
 
+    def tls_options(self, use_tls: bool) -> TLSOptions | None:
+        """How this app checks TLS servers: pins in the config dir, plus the settings' CA."""
+        if not use_tls:
+            return None
+        known = KnownHosts(self.config_dir / KNOWN_HOSTS_FILE)
+        return TLSOptions(known, self.settings.ca_file or None)
+
+    def _trust_own_server(self, hosted: HostedServer) -> TLSOptions | None:
+        """The hosted server's certificate is ours: pin it, so our own connection checks it."""
+        if hosted.fingerprint is None:
+            return None
+        options = self.tls_options(True)
+        assert options is not None and options.known_hosts is not None
+        options.known_hosts.remember(hosted.connect_host, hosted.port, hosted.fingerprint)
+        self.connect_view.tls_var.set(True)
+        return options
+
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
         if self.hosted is None:
@@ -261,8 +283,9 @@ class ChatApp:
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
+        tls = self._trust_own_server(hosted)
         self.conversations.reset(hosted.connect_host, hosted.port, name)
-        self.session.connect(hosted.connect_host, hosted.port, name)
+        self.session.connect(hosted.connect_host, hosted.port, name, tls=tls)
 
     def start_local_server(self) -> HostedServer | None:
         """For ``--host-local``: the embedded server, before anyone logs in."""
@@ -274,10 +297,23 @@ class ChatApp:
                 self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
                 return None
         self.connect_view.fill(self.hosted.connect_host, self.hosted.port, self.settings.username)
+        self._trust_own_server(self.hosted)
         self.connect_view.set_busy(
-            False, f"A chat server is running here; others join at {self.hosted.share_address()}."
+            False,
+            f"A chat server is running here; others join at {self.hosted.share_address()}."
+            + self._fingerprint_note(),
         )
         return self.hosted
+
+    def _fingerprint_note(self) -> str:
+        """For the host: what people joining should see when their client asks them to trust
+        this server's self-signed certificate."""
+        if self.hosted is None or self.hosted.fingerprint is None:
+            return ""
+        return (
+            " with TLS. Certificate fingerprint (SHA-256), for them to compare: "
+            f"{self.hosted.fingerprint}"
+        )
 
     def _host_from_menu(self) -> None:
         self.show_connect()
@@ -349,7 +385,8 @@ class ChatApp:
     def session_state(self, state: State, detail: str) -> None:
         status = detail[:1].upper() + detail[1:]
         if state is State.ONLINE and self.hosted is not None:
-            status += f" · hosting: others join at {self.hosted.share_address()}"
+            tls = " with TLS" if self.hosted.fingerprint is not None else ""
+            status += f" · hosting: others join at {self.hosted.share_address()}{tls}"
         self._status = status
         self._refresh_status()
         self.chat_view.users.set_online(state is State.ONLINE)
@@ -400,7 +437,8 @@ class ChatApp:
             self.show_chat()
             if self.hosted is not None:
                 self.pane.add_info(
-                    f"You are hosting this chat. Others join at {self.hosted.share_address()}."
+                    f"You are hosting this chat. Others join at {self.hosted.share_address()}"
+                    + (self._fingerprint_note() or ".")
                 )
 
     def show_message(

@@ -21,6 +21,11 @@ Some KTN servers close the connection on ``logout`` and some leave it open; the 
 it itself once the logout is answered, so a logout always ends in one expected ``Disconnected``.
 Nothing a server sends can raise out of the receiver: a bad value is logged and skipped.
 
+TLS (``tls=TLSOptions(...)``): ``gui/trust.py`` makes the socket an ``ssl.SSLSocket`` right
+after connecting, checking the certificate (CA-signed, or pinned on first use) on the way;
+``tls_peer`` says what was checked.  An ``SSLSocket`` is safe here because one thread does all
+of its reads and writes.  A refused certificate is a ``ConnectFailed`` with ``final`` set.
+
 How the thread ends: the socket closes (the server's doing, or ours after a logout or a
 ``disconnect``), and the receiver reports ``Disconnected`` exactly once (``ConnectFailed`` if it
 never connected) and closes its sockets.
@@ -53,6 +58,7 @@ from common.protocol import (
 )
 from common.requests import Ping, Request, request_object
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.trust import TLSOptions, TLSPeer, TrustError, establish
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +104,7 @@ class MessageReceiver(threading.Thread):
         try:
             sock = client.open_socket()
         except ConnectionError as exc:
-            client.connect_failed(str(exc))
+            client.connect_failed(str(exc), final=isinstance(exc, TrustError))
             return
         except Exception as exc:  # a bug: still tell the user, never leave them waiting
             log.exception("connecting failed")
@@ -106,12 +112,17 @@ class MessageReceiver(threading.Thread):
             return
         reason = "the server closed the connection"
         try:
-            client.report(Connected(client.host, client.port))
+            client.report(Connected(client.host, client.port, client.tls_peer))
             reason = self._serve(sock)
         except Exception as exc:  # a bug in here must end in a Disconnected, not silence
             log.exception("receiver failed")
             reason = f"connection lost: {exc}"
         finally:
+            if isinstance(sock, ssl.SSLSocket):
+                try:
+                    sock.unwrap()  # close_notify: a deliberate end, not a cut line
+                except (OSError, ValueError):
+                    pass  # not waiting for the server's close_notify; or already gone
             try:
                 sock.close()
             except OSError:
@@ -237,6 +248,7 @@ class Client:
         answer_wait: float = ANSWER_WAIT_SECONDS,
         ping_after: float = PING_AFTER_SECONDS,
         wrap_socket: SocketWrapper | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -246,6 +258,8 @@ class Client:
         self.answer_wait = answer_wait
         self.ping_after = ping_after
         self.wrap_socket = wrap_socket
+        self.tls = tls
+        self.tls_peer: TLSPeer | None = None  # what TLS checked, once connected with ``tls``
         self._lock = threading.Lock()
         self._outgoing: deque[_Outgoing] = deque()
         self.wake_reader, self._wake_writer = socket.socketpair()
@@ -265,8 +279,9 @@ class Client:
         self.receiver = MessageReceiver(self)
         self.receiver.start()
 
-    def open_socket(self) -> socket.socket:
+    def open_socket(self, *, with_tls: bool = True) -> socket.socket:
         """Connect (receiver thread); ``ConnectionError`` says what went wrong, for a person.
+        ``with_tls=False``: TCP only (``gui/trust.py`` may need a second connection).
 
         The wait is on a selector with the wake-up socket, so ``disconnect`` cancels a
         connection attempt to a silent address at once instead of after ``connect_timeout``.
@@ -297,6 +312,15 @@ class Client:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            if with_tls and self.tls is not None:
+                sock, self.tls_peer = establish(
+                    sock,
+                    lambda: self.open_socket(with_tls=False),
+                    self.host,
+                    self.port,
+                    options=self.tls,
+                    timeout=max(0.1, deadline - time.monotonic()),
+                )
             if self.wrap_socket is not None:
                 try:
                     sock = self.wrap_socket(sock)
@@ -432,13 +456,13 @@ class Client:
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)
 
-    def connect_failed(self, reason: str) -> None:
+    def connect_failed(self, reason: str, final: bool = False) -> None:
         with self._lock:
             if self._ended:
                 return
             self._ended = True
         self._close_wakeups()
-        self.report(ConnectFailed(reason))
+        self.report(ConnectFailed(reason, final))
 
     def connection_ended(self, reason: str) -> None:
         """Called once as the connection ends; reports ``Disconnected`` once."""

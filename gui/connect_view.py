@@ -139,6 +139,10 @@ class ConnectView(ttk.Frame):
         self.host_button = ttk.Button(buttons, text="Host a chat", command=self.host)
         self.host_button.pack(side="left", padx=(10, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel)
+        # Read by the app when connecting (ChatApp.connect); hosting always uses TLS.
+        self.tls_var = tk.BooleanVar(self, value=False)
+        self.tls_check = ttk.Checkbutton(buttons, text="Use TLS", variable=self.tls_var)
+        self.tls_check.pack(side="left", padx=(16, 0))
         # Progress goes beside the buttons; problems that are about no one field below them.
         self.status_label = ttk.Label(
             buttons, text="", wraplength=170, justify="left", font=self.note_font

@@ -45,6 +45,7 @@ from gui import conversation_requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
+from gui.trust import TLSOptions
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class Session:
         self.password: str | None = None  # the registered name's (PROTOCOL.md, register)
         self.server_password: str | None = None
         self._registering: str | None = None  # sent in ``register``, not yet answered
+        self.tls: TLSOptions | None = None  # how TLS is checked; None: plaintext
         self.users: list[str] = []
         self.pending: OrderedDict[str, Pending] = OrderedDict()
         self._client: Client | None = None
@@ -186,12 +188,16 @@ class Session:
         name: str,
         password: str | None = None,
         server_password: str | None = None,
+        *,
+        tls: TLSOptions | None = None,
     ) -> None:
         """Start a new conversation (from the connect screen): fresh history, no retries
-        until the first login succeeded.  The passwords go with every login, reconnects too."""
+        until the first login succeeded.  The passwords go with every login, reconnects too.
+        ``tls``: connect with TLS, checked as it says."""
         self.close()
         self.host, self.port, self.name = host, port, name
         self.password, self.server_password = password, server_password
+        self.tls = tls
         self._ever_online = False
         self._attempt = 0
         self._name_taken = 0
@@ -296,11 +302,11 @@ class Session:
         elif isinstance(event, ErrorResponse):
             self._on_error(event)
         elif isinstance(event, Connected):
-            self._on_connected()
+            self._on_connected(event)
         elif isinstance(event, Disconnected):
             self._on_disconnected(event.reason)
         else:
-            self._on_connect_failed(event.reason)
+            self._on_connect_failed(event.reason, event.final)
 
     # ------------------------------------------------------------ connection
     def _open_connection(self) -> None:
@@ -311,13 +317,17 @@ class Session:
         def on_event(event: ClientEvent) -> None:  # runs on the client's threads
             events.put((generation, event))
 
-        client = Client(self.host, self.port, on_event, connect_timeout=self.connect_timeout)
+        client = Client(
+            self.host, self.port, on_event, connect_timeout=self.connect_timeout, tls=self.tls
+        )
         self._client = client
         self._set_state(State.CONNECTING, f"connecting to {self.host}:{self.port}")
         client.run()  # connects on the client's own thread; Connected or ConnectFailed follow
 
-    def _on_connected(self) -> None:
+    def _on_connected(self, event: Connected) -> None:
         assert self._client is not None
+        if event.tls is not None and (event.tls.trust == "first use" or not self._ever_online):
+            self.listener.show_info(event.tls.describe())  # a first-use pin: compare it
         self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
         self._client.login(self.name, self.password, self.server_password)
         generation = self._generation
@@ -333,8 +343,10 @@ class Session:
         )
         self._connection_lost(reason)
 
-    def _on_connect_failed(self, reason: str) -> None:
+    def _on_connect_failed(self, reason: str, final: bool = False) -> None:
         self._client = None
+        if final:  # e.g. a changed certificate: retrying would only repeat the warning
+            self._ever_online = False
         self._connection_lost(reason)
 
     def _on_disconnected(self, reason: str) -> None:
@@ -378,7 +390,8 @@ class Session:
         self._ever_online = True
         self._attempt = 0
         self._name_taken = 0
-        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port} as {self.name}")
+        how = " over TLS" if self.tls is not None else ""
+        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port}{how} as {self.name}")
         self.listener.logged_in(first)
         if not self._expect_history:
             self._resend_pending()

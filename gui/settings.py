@@ -41,6 +41,8 @@ class Settings:
     # Whether "Remember passwords" is ticked; the passwords themselves are only ever in the
     # OS keychain (gui/secrets.py), never in this file.
     remember_passwords: bool = False
+    tls: bool = False  # the connect screen's "Use TLS"
+    ca_file: str = ""  # with TLS: a CA certificate to trust besides the system's
 
     @classmethod
     def load(cls, directory: Path) -> Settings:

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from common.message import GENERAL_ROOM, Message
@@ -42,6 +43,8 @@ from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.display import indented, local_clock, one_line, terminal_safe
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.settings import default_config_dir
+from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 COMMANDS = ("login", "msg", "names", "help", "logout", "register")
 SLASH_COMMANDS = {
@@ -76,7 +79,10 @@ def format_event(event: ClientEvent, me: str = "") -> list[str]:
     if isinstance(event, HistoryResponse):
         return _format_history(event, me)
     if isinstance(event, Connected):
-        return [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
+        lines = [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
+        if event.tls is not None:
+            lines.insert(0, f"* {event.tls.describe()}")
+        return lines
     if isinstance(event, Disconnected | ConnectFailed):
         return [f"* {event.reason}"]
     raise AssertionError(f"unhandled event {event!r}")
@@ -440,6 +446,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--classic", action="store_true", help="log in as a classic KTN client (no client id)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS: a CA-signed certificate is verified, a self-signed one is "
+        "trusted on first use and pinned (a changed one is refused)",
+    )
+    parser.add_argument(
+        "--ca-file", default=None, help="with --tls: also trust this CA certificate (PEM)"
+    )
+    parser.add_argument(
+        "--known-hosts",
+        type=Path,
+        default=default_config_dir() / KNOWN_HOSTS_FILE,
+        help="with --tls: pinned self-signed servers (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     # A console that cannot show a character (or a lone surrogate from a server) must not
     # raise in the receiver thread: show an escape instead.
@@ -464,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     client_id = None if args.classic else "tkchat-terminal/1.0"
-    client = Client(args.host, args.port, on_event, client_id=client_id)
+    tls = TLSOptions(KnownHosts(args.known_hosts), args.ca_file) if args.tls else None
+    client = Client(args.host, args.port, on_event, client_id=client_id, tls=tls)
     session = TerminalSession(
         client,
         ask_password=getpass.getpass if sys.stdin.isatty() else None,

@@ -16,7 +16,9 @@ from typing import Any
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.history import StoreError
 from server.logsafe import SafeFormatter
+from server.tls import TLSConfigError
 
 log = logging.getLogger("server")
 
@@ -119,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-queue-bytes",
         type=int,
         default=defaults.max_queue_bytes,
-        help="unread output per connection before it is dropped (default: %(default)s)",
+        help="bytes of output a connection may leave unread; a connection with more unread"
+        " is dropped, and its user can reconnect (default: %(default)s, 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-total-queue-bytes",
+        type=int,
+        default=defaults.max_total_queue_bytes,
+        help="unread output of all connections together; past it the connections with the"
+        " most unread are dropped first (default: %(default)s, 256 MiB)",
     )
     parser.add_argument(
         "--keep-days",
@@ -143,6 +153,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Gone: a password on the command line is in `ps` and /proc/PID/cmdline for everyone.
     parser.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        default=None,
+        help="PEM certificate (chain): the port then speaks TLS only (1.2 or newer)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        default=None,
+        help="PEM private key for --tls-cert (default: read from the --tls-cert file)",
+    )
+    parser.add_argument(
+        "--plain-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="with TLS, also accept plaintext on port P, for classic KTN programs (default: none)",
+    )
+    parser.add_argument(
+        "--tls-handshake-timeout",
+        type=_positive(float),
+        default=defaults.tls_handshake_timeout,
+        help="seconds a connection may take to finish the TLS handshake (default: %(default)s)",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -213,6 +248,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keep_days=args.keep_days,
         keep_messages=args.keep_messages,
         password=server_password(args),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        plain_port=args.plain_port,
+        tls_handshake_timeout=args.tls_handshake_timeout,
+        max_total_queue_bytes=args.max_total_queue_bytes,
     )
 
 
@@ -260,7 +300,12 @@ def prepare_db(db: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tls_key and not args.tls_cert:
+        parser.error("--tls-key needs --tls-cert")
+    if args.plain_port is not None and not args.tls_cert:
+        parser.error("--plain-port is for a TLS server (with --tls-cert); the port is plaintext")
     handler = logging.StreamHandler(sys.stderr)
     # Peer-supplied text is escaped at each call site too; this catches any that is not.
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -276,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = ChatServer(config)
+    except (TLSConfigError, StoreError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except OSError as exc:
         log.error(
             "cannot listen on %s:%d: %s. Is another server running there? "
@@ -298,15 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     where = "every interface" if config.host in ("", "0.0.0.0", "::") else config.host
     log.info(
-        "TkChat server listening on %s:%d (%s); history in %s (%d messages stored)",
+        "TkChat server listening on %s:%d (%s%s); history in %s (%d messages stored)",
         config.host,
         server.port,
         where,
+        ", TLS only" if server.tls_context is not None else "",
         config.db,
         server.store.count(),
     )
     if config.password is not None:
         log.info("every login needs the server password (server_password)")
+    if server.plain_port is not None:
+        log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
     server.start()
     while not stop.wait(0.5):
         pass

@@ -1,17 +1,18 @@
 """``ChatServer``: the listening socket, the connection limits, and an orderly shutdown.
 
 Threads: ``serve_forever`` (the acceptor, one thread; between accepts it also writes summarised
-warnings and forgets quiet addresses), four starters that start a thread per accepted
-connection (see ``process_request``), one named ``ClientHandler`` thread per connection
-(``tkchat-conn-HOST:PORT``, tracked until it ends), the room's history writer, and the
-``Sender``.  ``stop`` ends them in this order: no more accepts, the starters (every accepted
-connection has its thread then), the room's queue stored and broadcast, a shutdown notice
-queued to everyone and flushed (bounded), every connection shut so its reader returns (waiting
-on a condition that each closing connection notifies), connection threads joined, then the
-Sender and the history store.
+warnings and forgets quiet addresses; a second acceptor for ``--plain-port``), four starters
+that start a thread per accepted connection (see ``process_request``), one named
+``ClientHandler`` thread per connection (``tkchat-conn-HOST:PORT``, tracked until it ends), the
+room's history writer, and the ``Sender``.  ``stop`` ends them in this order: no more accepts
+(on either port), the starters (every accepted connection has its thread then), the room's
+queue stored and broadcast, a shutdown notice queued to everyone and flushed (bounded), every
+connection shut so its reader returns (waiting on a condition that each closing connection
+notifies), connection threads joined, then the Sender and the history store.
 
 Limits checked at accept, before a thread exists: ``--max-connections`` for everyone, then
-``--max-per-address`` (server/limits.py); a refused socket gets one ``error`` and is closed.
+``--max-per-address`` (server/limits.py); a refused socket gets one ``error`` and is closed
+(on a TLS port it is only closed: a plaintext error means nothing to a TLS client).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import queue
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from typing import Any
@@ -31,9 +33,10 @@ from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.limits import AddressLimits, address_key, fit_open_files
 from server.logsafe import Summary
-from server.outbox import Sender
+from server.outbox import Outbox, Sender
 from server.retention import Retention
 from server.room import LocalRoom
+from server.tls import ServerTLS, server_context
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        # A bad --tls-cert/--tls-key raises TLSConfigError here, before anything is opened.
+        self.tls_context: ssl.SSLContext | None = (
+            server_context(config.tls_cert, config.tls_key or config.tls_cert)
+            if config.tls_cert
+            else None
+        )
         self.store = HistoryStore(config.db, config.busy_timeout)
         self.max_connections, fitted = fit_open_files(config.max_connections)
         if fitted is not None:
@@ -61,7 +70,8 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.limits = AddressLimits(config.address_policy())
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
-        self.room = LocalRoom(self.store, config.history_size)
+        self.sender = Sender(config.max_total_queue_bytes)
+        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
@@ -71,7 +81,6 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.store.close()
             raise
         self.login_guard = LoginGuard(config.login_delay_first, config.login_delay_max)
-        self.sender = Sender()
         self._handlers: set[ClientHandler] = set()
         self._handlers_lock = threading.Lock()
         # Notified whenever a connection is fully shut: stop() waits on it.
@@ -89,12 +98,21 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self._stopped = False
         self._serving: threading.Thread | None = None
         self._next_housekeeping = 0.0
+        self._plain: PlainListener | None = None
+        self._plain_serving: threading.Thread | None = None
         try:
             super().__init__((config.host, config.port), ClientHandler)
         except BaseException:
             self.store.close()
             self.accounts.close()
             raise
+        if config.plain_port is not None:
+            try:
+                self._plain = PlainListener(self, (config.host, config.plain_port))
+            except BaseException:
+                self.server_close()
+                self.store.close()
+                raise
         self.sender.start()
         self.room.start()
         self.retention.start()
@@ -104,6 +122,28 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    @property
+    def plain_port(self) -> int | None:
+        """The ``--plain-port`` listener's port (None without one)."""
+        return None if self._plain is None else int(self._plain.server_address[1])
+
+    def tls_layer(self, sock: socket.socket, outbox: Outbox, label: str) -> ServerTLS | None:
+        """The TLS layer for a new connection: None on a plaintext server or plain port."""
+        if self.tls_context is None or self._on_plain_port(sock):
+            return None
+        return ServerTLS(
+            self.tls_context,
+            outbox,
+            label=label,
+            handshake_timeout=self.config.tls_handshake_timeout,
+        )
+
+    def _on_plain_port(self, sock: Any) -> bool:
+        try:
+            return self._plain is not None and sock.getsockname()[1] == self.plain_port
+        except OSError:
+            return False
 
     # ------------------------------------------------------------ connections
     def verify_request(self, request: Any, client_address: Any) -> bool:
@@ -139,9 +179,10 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             )
         return False
 
-    @staticmethod
-    def _refuse(request: socket.socket, code: str, text: str) -> None:
+    def _refuse(self, request: socket.socket, code: str, text: str) -> None:
         """One error, never waiting: the accept loop must not be slowed by a refused peer."""
+        if self.tls_context is not None and not self._on_plain_port(request):
+            return  # TLS port: no handshake yet, so nothing to say; it is just closed
         try:
             request.setblocking(False)
             request.send(MessageParser.encode(MessageParser.error(code, text)))
@@ -233,6 +274,12 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         )
         self._serving = thread
         thread.start()
+        if self._plain is not None:
+            self._plain_serving = threading.Thread(
+                target=self._plain.serve_forever, args=(0.05,), name="tkchat-accept-plain"
+            )
+            self._plain_serving.daemon = True
+            self._plain_serving.start()
         return thread
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -243,6 +290,11 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         if self._serving is not None:
             self.shutdown()
             self._serving.join(timeout)
+        if self._plain is not None:
+            if self._plain_serving is not None:
+                self._plain.shutdown()
+                self._plain_serving.join(timeout)
+            self._plain.server_close()
         self.server_close()
         for _ in self._starters:
             self._to_start.put(None)
@@ -280,3 +332,28 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.warnings.flush(force=True)
         self.accounts.close()
         log.info("server stopped")
+
+
+class PlainListener(socketserver.TCPServer):
+    """The ``--plain-port`` listening socket.  It only accepts: each connection goes to the
+    ``ChatServer`` (its limits, starters, handlers and room) exactly as one from the main port
+    would, and ``ChatServer.tls_layer`` leaves it plaintext.  Its accept loop ends in ``stop``."""
+
+    allow_reuse_address = True
+    request_queue_size = ChatServer.request_queue_size
+
+    def __init__(self, owner: ChatServer, address: tuple[str, int]) -> None:
+        self.owner = owner
+        super().__init__(address, ClientHandler)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.owner.verify_request(request, client_address)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.owner.process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.owner.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self.owner.handle_error(request, client_address)

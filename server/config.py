@@ -40,7 +40,9 @@ class ServerConfig:
     # bridge never hits it; a flood does, and gets ``rate_limited`` (connection kept).
     rate_limit: float = 50.0
     rate_burst: int = 200
-    max_queue_bytes: int = 4 * 1024 * 1024  # unread output per connection before it is dropped
+    max_queue_bytes: int = 1024 * 1024  # unread output per connection before it is dropped
+    # Unread output of all connections together; past it the largest backlogs are dropped.
+    max_total_queue_bytes: int = 256 * 1024 * 1024
     # The server-wide password (``server_password`` on login); from TKCHAT_SERVER_PASSWORD or
     # --server-password-file, never a bare command-line value (see server/__main__.py).
     password: str | None = None
@@ -48,6 +50,12 @@ class ServerConfig:
     # doubling up to login_delay_max (server/accounts.py, LoginGuard).
     login_delay_first: float = 1.0
     login_delay_max: float = 30.0
+    # TLS (PROTOCOL.md, TLS): with a certificate and key the port speaks TLS only;
+    # ``plain_port`` also opens a plaintext port for classic KTN programs (never by default).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    plain_port: int | None = None
+    tls_handshake_timeout: float = 10.0
     shutdown_flush_seconds: float = 2.0
     # Retention: None keeps everything; a prune runs at start and every retention_interval s.
     keep_days: float | None = None

@@ -48,6 +48,7 @@ from server.limits import TokenBucket, address_key
 from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
 from server.outbox import recv_within
 from server.room import NameTaken, Refused
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -58,6 +59,8 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   login <name>   log in; name is 1-32 letters or digits, unique regardless of case
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
+  help           show this text
+  logout         log out and close the connection
 TkChat clients also have rooms, direct messages, older history and search:
   join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
   history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
@@ -130,6 +133,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
@@ -170,7 +175,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             else:
                 timeout = _IDLE_POLL_SECONDS
             try:
-                data = recv_within(sock, _RECV_BYTES, timeout)
+                if self.tls is None:
+                    data = recv_within(sock, _RECV_BYTES, timeout)
+                else:
+                    data = self.tls.recv(sock, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -199,6 +207,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
@@ -220,7 +230,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
@@ -228,8 +238,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
-        """The one way bytes for this connection enter its outbox."""
-        self.outbox.put(data)
+        """The one way bytes for this connection enter its outbox (on a TLS connection,
+        encrypted for it first: server/tls.py)."""
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -463,7 +477,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         assert content is not None
         to = payload.get("to")
         if to is not None:
-            if "room" in payload:
+            if payload.get("room") is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -543,7 +557,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
         if not self._logged_in():
             return
-        rooms = self.server.room.rooms()
+        try:
+            rooms = self.server.room.rooms()
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
         shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
         more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
         self.send(
@@ -565,7 +583,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         other = payload.get("with")
         try:
             if other is not None:
-                if "room" in payload:
+                if payload.get("room") is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -607,7 +625,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if limit is None:
             return
         room = None
-        if "room" in payload:
+        if payload.get("room") is not None:
             room = self._room_of(payload)
             if room is None:
                 return

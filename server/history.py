@@ -15,8 +15,8 @@ that is.  Every word of a search is a prefix; FTS5 answers a prefix query by mer
 whole doclists of every term that starts with it (300 ms for a common 4-letter prefix at a
 million messages), unless it has a prefix index of that length: so prefixes of 1-6 characters
 are indexed (the index is about twice the size of the texts; bench/history_bench.py).  Longer
-prefixes are shared by few terms.  If the SQLite build has no FTS5 the store still works and ``search`` raises
-``SearchUnavailable`` (said once, clearly, in the log at start).
+prefixes are shared by few terms.  If the SQLite build has no FTS5 the store still works and
+``search`` raises ``SearchUnavailable`` (said once, clearly, in the log at start).
 
 Threads: the room's writer thread stores batches and the retention thread deletes old rows,
 both through the write connection under ``_write_lock``, so their transactions never
@@ -28,6 +28,7 @@ writer.  ``:memory:`` has one connection, so there the two locks are the same lo
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -84,6 +85,11 @@ _COLUMNS = "id, timestamp, sender, text, nonce, room, recipient"
 _MAX_SEARCH_WORDS = 16
 
 
+class StoreError(Exception):
+    """The history file cannot be opened (its folder is a file, no permission, ...).  Not an
+    ``OSError``, so the server does not report it as a port it cannot listen on."""
+
+
 class SearchUnavailable(Exception):
     """This Python's SQLite was built without FTS5."""
 
@@ -104,13 +110,16 @@ class HistoryStore:
     def __init__(self, path: str | Path, busy_timeout: float = 1.0) -> None:
         self.path = str(path)
         memory = self.path == ":memory:"
-        if not memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # ``timeout`` is SQLite's busy timeout: how long a commit waits for another process
-        # holding the file before it fails (and the senders hear ``unavailable``).
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
-        )
+        try:
+            if not memory:
+                _make_private(Path(self.path))
+            # ``timeout`` is SQLite's busy timeout: how long a commit waits for another
+            # process holding the file before it fails (and the senders hear ``unavailable``).
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the history file {self.path}: {exc}") from exc
         if not memory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -298,6 +307,17 @@ class HistoryStore:
         """Rows of a query on the read connection (``Any``: as sqlite3 types them)."""
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
+
+
+def _make_private(path: Path) -> None:
+    """Create the history file's folder (0700) and the file (0600) if missing: the history
+    holds direct messages, so other local users must not read it."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def fts_query(words: str) -> str | None:

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 _MAX_SEND = 1 << 20  # bytes handed to one send() call
 SEND_BUFFER_BYTES = 256 * 1024  # SO_SNDBUF of accepted sockets: the kernel's share of a backlog
+THROTTLE_SECONDS = 1.0  # longest the history writer waits for one reader (``throttle``)
+PROGRESS_SECONDS = 2.0  # a reader whose last send was longer ago is not waited for
 RELEASE_SECONDS = 5.0  # longest ``close`` waits for the Sender to let go of the socket
 
 
@@ -69,6 +71,10 @@ class Outbox:
         self._queued = 0  # bytes in _chunks and _partial, counted in the Sender's total
         self._scheduled = False  # on the Sender's ready list, paused, or waiting to write
         self._closed = False
+        # Backpressure (see ``Sender.throttle``), guarded by the Sender's ``_count_lock``:
+        self.progress = time.monotonic()  # when a send last took bytes
+        self.behind = False  # backlog went past limit/2 and not yet back under limit/4
+        self.slow = False  # made the writer wait in vain; not waited for until caught up
         self.drained = threading.Event()
         self.drained.set()
         self._released = threading.Event()
@@ -89,7 +95,7 @@ class Outbox:
                 self._chunks.append(data)
                 self._objects += 1
                 self._queued += len(data)
-                total = self._sender.count(len(data))
+                total = self._sender.count(self, len(data))
                 wake = self._schedule_locked()
         if backlog > self.limit:
             self.drop(f"{backlog} bytes of output unread (limit {self.limit})")
@@ -155,8 +161,9 @@ class Outbox:
         Sender's; it sees ``_closed`` and leaves the bytes alone."""
         self._chunks.clear()
         self._objects = 0
-        self._sender.count(-self._queued)
+        freed = self._queued
         self._queued = 0
+        self._sender.count(self, -freed)
 
     # ---------------------------------------------------------- Sender thread
     def flush(self) -> float | None:
@@ -189,7 +196,8 @@ class Outbox:
                 with self._lock:
                     if not self._closed:
                         self._queued -= sent
-                        self._sender.count(-sent)
+                        self.progress = time.monotonic()
+                        self._sender.count(self, -sent)
             if sent < len(data):
                 self._partial = data[sent:]
                 return None  # the kernel buffer is full: wait for writability
@@ -267,6 +275,8 @@ class Sender(threading.Thread):
         self._paused: list[tuple[float, int, Outbox]] = []
         self._counter = 0
         self._count_lock = threading.Lock()
+        self._caught_up = threading.Condition(self._count_lock)
+        self._behind: set[Outbox] = set()  # outboxes with ``behind`` set
         self._total = 0  # bytes queued on every outbox
         self.peak_total = 0  # the most ``_total`` has been (tests, bench)
 
@@ -286,12 +296,50 @@ class Sender(threading.Thread):
             self._outboxes.add(outbox)
         return outbox
 
-    def count(self, delta: int) -> int:
-        """Add to the bytes queued on all outboxes (called with the outbox's lock held)."""
+    def count(self, outbox: Outbox, delta: int) -> int:
+        """Add to the bytes queued on all outboxes, ``outbox``'s own count being already
+        changed by ``delta`` (called with its lock held).  Returns the new total."""
         with self._count_lock:
             self._total += delta
             self.peak_total = max(self.peak_total, self._total)
+            queued = outbox.queued_bytes
+            if queued > outbox.limit // 2:
+                if not outbox.behind:
+                    outbox.behind = True
+                    self._behind.add(outbox)
+            elif outbox.behind and queued <= outbox.limit // 4:
+                outbox.behind = outbox.slow = False
+                self._behind.discard(outbox)
+                self._caught_up.notify_all()
             return self._total
+
+    def throttle(self, timeout: float = THROTTLE_SECONDS) -> None:
+        """Wait (at most ``timeout``) until no reader that keeps reading is behind.
+
+        The history writer calls this after each broadcast, so a burst of big messages goes
+        out at the pace of the readers instead of piling up in their outboxes until they are
+        dropped (issue 11: two users' allowed bursts dropped every reader).  Who is waited
+        for: connections with more than half their limit unsent whose last send took bytes
+        less than ``PROGRESS_SECONDS`` ago.  A silent non-reader makes no progress, so it
+        delays nobody; one that does not catch up within ``timeout`` is marked slow and not
+        waited for again until its backlog is back under a quarter of its limit."""
+        deadline: float | None = None
+        with self._caught_up:
+            while self._behind:
+                now = time.monotonic()
+                waiting = [
+                    o for o in self._behind if not o.slow and now - o.progress < PROGRESS_SECONDS
+                ]
+                if not waiting:
+                    return
+                if deadline is None:
+                    deadline = now + timeout
+                elif now >= deadline:
+                    for outbox in waiting:
+                        outbox.slow = True
+                        log.info("%s: slow reader, not waited for", outbox.label)
+                    return
+                self._caught_up.wait(deadline - now)
 
     def trim(self) -> None:
         """Past ``total_limit``: drop the connections with the largest backlogs first."""

@@ -57,11 +57,13 @@ a member's outbox lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,9 +83,11 @@ log = logging.getLogger(__name__)
 NONCE_MEMORY = 1000  # a user's nonce is remembered over their last this-many messages
 MAX_PENDING = 256  # posts of one member queued before ``post`` blocks
 MAX_BATCH = 2000  # drafts in one transaction (bounds the latency of a batch)
+MAX_BATCH_BYTES = 256 * 1024  # about the most one batch's broadcast takes encoded
 NOTICE_LINGER = 0.02  # seconds join/leave events wait to be batched (messages never wait)
 SETTLE_SECONDS = 10.0  # longest a handler waits for its posts to be broadcast
 MAX_ROOMS_LISTED = 1000  # rooms in a ``rooms`` answer (the busiest), so it fits in 64 KiB
+MAX_ROOMS_PER_USER = 100  # rooms one login may be in (each holds its recent history in memory)
 
 
 class Member(Protocol):
@@ -176,8 +180,16 @@ class LocalRoom:
     """The conversations of this process: the one owner of users, rooms, recent history and
     nonces.  See the module docstring for the interface and the locking rules."""
 
-    def __init__(self, store: HistoryStore, history_size: int = 100) -> None:
+    def __init__(
+        self,
+        store: HistoryStore,
+        history_size: int = 100,
+        throttle: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
+        # Called after each broadcast, outside the locks: waits for readers that are behind
+        # but reading (``Sender.throttle``), so big bursts go out at the readers' pace.
+        self._throttle = throttle
         self._lock = threading.Lock()
         self._users: dict[str, str] = {}  # lower-case name -> name as logged in
         self._rooms: dict[str, dict[str, _Seat]] = {GENERAL_ROOM: {}}  # room -> key -> seat
@@ -260,21 +272,31 @@ class LocalRoom:
         assert name is not None
         if member.classic:
             raise Refused(ErrorCode.INVALID_ROOM, "a classic client has only the room general")
+        key = name.lower()
+        if room not in self._joined.get(key, ()) and len(self._joined.get(key, ())) >= (
+            MAX_ROOMS_PER_USER
+        ):
+            raise Refused(
+                ErrorCode.INVALID_ROOM,
+                f"you are in {MAX_ROOMS_PER_USER} rooms already; part one before joining {room}",
+            )
         try:
-            self._store.add_room(room)
+            if room not in self._rooms:  # a room with members is stored already
+                self._store.add_room(room)
         except sqlite3.Error as exc:
             log.warning("room %s not created: %s", room, exc)
             raise Refused(
                 ErrorCode.UNAVAILABLE, "the history store is busy; the room was not created"
             ) from exc
-        key = name.lower()
         with self._lock:
             rooms = self._joined.get(key)
             if rooms is None:
                 return  # logged out meanwhile
             recent = self._recent.get(room)
             if recent is None:
-                recent = deque(self._store.recent(self.history_size, room), self.history_size)
+                with _store_reads():
+                    stored = self._store.recent(self.history_size, room)
+                recent = deque(stored, self.history_size)
                 self._recent[room] = recent
             seats = self._rooms.setdefault(room, {})
             fresh = key not in seats
@@ -307,7 +329,8 @@ class LocalRoom:
     def rooms(self) -> list[RoomInfo]:
         """Every room (stored ones, even empty), sorted by name, with its member count; the
         busiest ``MAX_ROOMS_LISTED`` when there are more."""
-        names = self._store.rooms()
+        with _store_reads():
+            names = self._store.rooms()
         with self._lock:
             infos = [RoomInfo(n, len(self._rooms.get(n, ()))) for n in names]
         if len(infos) > MAX_ROOMS_LISTED:
@@ -372,7 +395,8 @@ class LocalRoom:
         and whether there are older ones; ``not_in_room`` if ``member`` is not in it."""
         with self._lock:
             self._check_seat(room, _key(member))
-        return self._store.page(room, before, min(limit, MAX_PAGE))
+        with _store_reads():
+            return self._store.page(room, before, min(limit, MAX_PAGE))
 
     def direct_page(
         self, member: Member, other: str, before: int | None, limit: int
@@ -380,7 +404,8 @@ class LocalRoom:
         """Like ``page`` for the direct messages between ``member`` and ``other``: only for a
         login that proved its name (anyone may log in with an unregistered name)."""
         _require_proven(member)
-        return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
+        with _store_reads():
+            return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
 
     def search(self, member: Member, words: str, room: str | None, limit: int) -> list[Message]:
         """The newest ``limit`` messages holding every word, oldest first: from ``room``, or
@@ -394,7 +419,8 @@ class LocalRoom:
                 rooms = sorted(self._joined.get(key, ()))
         direct = key if room is None and member.proven else None
         try:
-            return self._store.search(words, rooms, direct, limit)
+            with _store_reads():
+                return self._store.search(words, rooms, direct, limit)
         except SearchUnavailable as exc:
             raise Refused(ErrorCode.UNAVAILABLE, f"search is not available here: {exc}") from exc
 
@@ -477,12 +503,15 @@ class LocalRoom:
                         self._lingering = True
                         self._cond.wait(NOTICE_LINGER)
                         self._lingering = False
-                    batch = self._queue[:MAX_BATCH]
-                    del self._queue[:MAX_BATCH]
+                    size = _batch_size(self._queue)
+                    batch = self._queue[:size]
+                    del self._queue[:size]
                 try:
                     self._write(batch)
                 except Exception:
                     log.exception("history writer: a batch of %d was not stored", len(batch))
+                if self._throttle is not None:
+                    self._throttle()
                 with self._cond:
                     for item in batch:
                         if isinstance(item, _Draft):
@@ -499,9 +528,42 @@ class LocalRoom:
                 self._cond.notify_all()
 
     def _write(self, batch: list[_Draft | _Notice]) -> None:
-        """Store the batch's new messages in one transaction, then broadcast the batch."""
+        """Store the batch's new messages in one transaction, then broadcast the batch.  If
+        the store fails (reading nonces back or committing), every draft of the batch is
+        refused with ``unavailable``; its join/leave events still go out."""
+        drafts = [item for item in batch if isinstance(item, _Draft)]
+        stored: list[Message] = []
         fresh: list[_Draft] = []
-        repeats: dict[int, Message | _Draft] = {}  # index in batch -> original, or its draft
+        repeats: dict[int, Message | _Draft] = {}
+        failed = False
+        try:
+            fresh, repeats = self._sort_out(batch)
+            if fresh:
+                stored = self._store.insert_many((d.message, d.proven) for d in fresh)
+        except sqlite3.Error as exc:
+            failed = True
+            log.warning("history store unavailable, %d message(s) refused: %s", len(drafts), exc)
+        except Exception:
+            failed = True
+            log.exception("history store failed, %d message(s) refused", len(drafts))
+        if failed:
+            stored, repeats = [], {}
+        try:
+            for message in stored:
+                assert message.id is not None
+                self._nonces_of(message.user).remember(message.nonce, message.id)
+        except sqlite3.Error as exc:  # stored all the same: they are broadcast
+            log.warning("nonce memory not updated: %s", exc)
+        by_draft = {id(d): m for d, m in zip(fresh, stored, strict=False)}
+        self._broadcast(batch, repeats, by_draft, failed)
+
+    def _sort_out(
+        self, batch: list[_Draft | _Notice]
+    ) -> tuple[list[_Draft], dict[int, Message | _Draft]]:
+        """The drafts to store, and the nonce repeats (index in batch -> the original
+        message, or the earlier draft of this batch it repeats)."""
+        fresh: list[_Draft] = []
+        repeats: dict[int, Message | _Draft] = {}
         seen: dict[tuple[str, str], _Draft] = {}  # (user key, nonce) in this batch
         for index, item in enumerate(batch):
             if isinstance(item, _Notice):
@@ -524,22 +586,7 @@ class LocalRoom:
                     continue
                 seen[key] = item
             fresh.append(item)
-        stored: list[Message] = []
-        failed = False
-        if fresh:
-            try:
-                stored = self._store.insert_many((d.message, d.proven) for d in fresh)
-            except sqlite3.Error as exc:
-                failed = True
-                log.warning("history store unavailable, %d message(s) refused: %s", len(fresh), exc)
-            except Exception:
-                failed = True
-                log.exception("history store failed, %d message(s) refused", len(fresh))
-        by_draft = {} if failed else {id(d): m for d, m in zip(fresh, stored, strict=True)}
-        for message in stored:
-            assert message.id is not None
-            self._nonces_of(message.user).remember(message.nonce, message.id)
-        self._broadcast(batch, repeats, by_draft, failed)
+        return fresh, repeats
 
     def _broadcast(
         self,
@@ -641,16 +688,15 @@ class LocalRoom:
                 for member in targets:
                     hears.setdefault(member, []).append([index])
                     whole.pop(member, None)
-            shared: dict[str, bytes] = {}
+            shared: dict[str, tuple[bytes, list[bytes]]] = {}  # room -> its part, joined
             for member, lists in hears.items():
                 room_of_all = whole.get(member)
                 if room_of_all is not None:
-                    data = shared.get(room_of_all)
-                    if data is None:
-                        data = shared[room_of_all] = b"".join(
-                            parts[i] for i in by_room[room_of_all]
-                        )
-                    member.deliver_batch(data, [parts[i] for i in by_room[room_of_all]])
+                    whole_part = shared.get(room_of_all)
+                    if whole_part is None:
+                        own_parts = [parts[i] for i in by_room[room_of_all]]
+                        whole_part = shared[room_of_all] = (b"".join(own_parts), own_parts)
+                    member.deliver_batch(*whole_part)
                     continue
                 indices = sorted(i for own in lists for i in own)
                 mine = [parts[i] for i in indices]
@@ -693,6 +739,17 @@ def _same_sender(draft: _Draft, original: Message, proven: bool, same_login: boo
     )
 
 
+@contextlib.contextmanager
+def _store_reads() -> Iterator[None]:
+    """A read the store cannot do now (a file in rollback-journal mode locked by another
+    program, a disk error) is the client's ``unavailable``, not a dropped connection."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        log.warning("history store read failed: %s", exc)
+        raise Refused(ErrorCode.UNAVAILABLE, "the history store cannot be read now") from exc
+
+
 def _require_proven(member: Member) -> None:
     if not member.proven:
         raise Refused(
@@ -714,3 +771,25 @@ def _last_id(recent: deque[Message]) -> int:
 
 def _encode(message: Message) -> bytes:
     return MessageParser.encode(message.to_response())
+
+
+def _batch_size(queue: list[_Draft | _Notice]) -> int:
+    """How many queued items the writer takes at once: at most ``MAX_BATCH``, at most about
+    ``MAX_BATCH_BYTES`` encoded (one item at least).
+
+    A batch goes to every member as one string.  Bounded in bytes, it stays far under a
+    connection's ``--max-queue-bytes``, so a reader that keeps up never holds more than a
+    couple of batches (two users' bursts of 4,000 emoji once made one 19 MB string).  A
+    message's encoded size is estimated from above without encoding it: printable ASCII is at
+    most 2 bytes a character escaped, anything else at most 12 (an escaped surrogate pair)."""
+    size = 0
+    for count, item in enumerate(queue[:MAX_BATCH]):
+        if isinstance(item, _Notice):
+            size += len(item.data)
+        else:
+            text = item.message.text
+            per_char = 2 if text.isascii() and text.isprintable() else 12
+            size += 300 + per_char * len(text)  # 300: the envelope, name and nonce
+        if size > MAX_BATCH_BYTES and count:
+            return count
+    return min(len(queue), MAX_BATCH)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +17,7 @@ from common.timestamps import now_utc
 from server.__main__ import build_parser, config_from_args
 from server.app import ChatServer
 from server.history import HistoryStore, fts_query
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 from tests.conversations import contents, join
 from tests.wire import WireClient
 
@@ -194,3 +197,49 @@ def test_retention_flags() -> None:
     assert config.keep_days == 1.5 and config.keep_messages is None
     config = config_from_args(build_parser().parse_args(["--keep-messages", "1000"]))
     assert config.keep_messages == 1000 and config.keep_days is None
+
+
+def test_a_db_path_under_a_regular_file_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--db", str(blocker / "chat.sqlite3")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "is a file, not a folder" in done.stderr and "cannot listen" not in done.stderr
+
+
+def test_the_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "chat.sqlite3"
+    HistoryStore(db).close()
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_history_file_from_before_rooms_is_upgraded_and_searchable(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(db)
+    old.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL,"
+        " sender TEXT NOT NULL, sender_key TEXT NOT NULL, text TEXT NOT NULL, nonce TEXT);"
+        "INSERT INTO messages (timestamp, sender, sender_key, text, nonce)"
+        " VALUES ('2026-01-01T00:00:00.000Z', 'Ann', 'ann', 'hello from before', 'x');"
+    )
+    old.commit()
+    old.close()
+    server = make_server(db=str(db))
+    alice = _client(server, "alice")
+    try:
+        alice.send("search", "BEFO")
+        (found,) = contents(alice.expect("history"))
+        assert found["content"] == "hello from before" and found["id"] == 1
+        assert "room" not in found  # it was said in general
+    finally:
+        alice.close()

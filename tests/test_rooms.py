@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from server.app import ChatServer
 from tests.conversations import contents, fence, join, room_event
@@ -183,3 +185,103 @@ def test_rooms_and_their_messages_outlive_the_server_but_membership_does_not(
         assert bob.expect("message")["id"] > kept["id"]
     finally:
         bob.close()
+
+
+def _raw_messages(texts_rooms: list[tuple[str, str]]) -> bytes:
+    return b"".join(
+        json.dumps({"request": "msg", "content": t, "room": r}).encode() + b"\n"
+        for t, r in texts_rooms
+    )
+
+
+def _until(client: WireClient, text: str) -> list[dict[str, Any]]:
+    """Messages received up to and with the one saying ``text``."""
+    got: list[dict[str, Any]] = []
+    for _ in range(10_000):
+        obj = client.recv()
+        if obj["response"] == "message":
+            got.append(obj)
+            if obj["content"] == text:
+                return got
+    raise AssertionError(f"{text!r} never came")
+
+
+def test_a_member_of_two_rooms_hears_both_in_id_order_and_others_only_theirs(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(rate_limit=0)
+    alice, bob, carol = (WireClient(server.port) for _ in range(3))
+    try:
+        for client, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+            client.login(name)
+        for client in (alice, bob):
+            join(client, "dev")
+            join(client, "ops")
+        join(carol, "ops")
+        said = [(f"m{i}", "dev" if i % 3 else "ops") for i in range(300)] + [("end", "ops")]
+        alice.send_raw(_raw_messages(said))
+        heard = _until(bob, "end")
+        assert [(m["content"], m["room"]) for m in heard] == said
+        ids = [m["id"] for m in heard]
+        assert ids == sorted(ids)
+        only_ops = _until(carol, "end")
+        assert [m["content"] for m in only_ops] == [t for t, r in said if r == "ops"]
+    finally:
+        for client in (alice, bob, carol):
+            client.close()
+
+
+def test_joining_while_a_room_is_busy_gives_each_message_exactly_once(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(rate_limit=0)
+    alice, bob = WireClient(server.port), WireClient(server.port)
+    try:
+        alice.login("alice")
+        bob.login("bob")
+        join(alice, "dev")
+        for round_ in range(3):
+            said = [(f"r{round_} m{i}", "dev") for i in range(400)] + [(f"end {round_}", "dev")]
+            alice.send_raw(_raw_messages(said))  # the room is busy while bob joins
+            _, history = join(bob, "dev")
+            live = _until(bob, f"end {round_}")
+            ids = [m["id"] for m in contents(history)] + [m["id"] for m in live]
+            assert ids == list(range(ids[0], ids[0] + len(ids))), "a gap or a repeat"
+            bob.send("part", "dev")
+            bob.expect("info", event="parted")
+            _until(alice, f"end {round_}")
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_one_login_may_be_in_at_most_a_hundred_rooms(connect: Connect) -> None:
+    (alice,) = _logged_in(connect, "alice")
+    for i in range(99):  # general is the first of the hundred
+        join(alice, f"r{i}")
+    alice.send("join", "one-more")
+    refusal = alice.expect("error")
+    assert refusal["code"] == "invalid_room" and "100 rooms" in refusal["content"]
+    join(alice, "r5")  # one is in already: still answered
+    alice.send("part", "r0")
+    alice.expect("info", event="parted")
+    assert join(alice, "one-more")[0]["room"] == "one-more"
+
+
+def test_join_after_a_burst_answers_after_the_bursts_echoes(make_server: MakeServer) -> None:
+    """``joined`` is queued under the room lock, so the handler settles before ``enter``:
+    the answer follows the echoes of what the client sent before it, without a wait for the
+    writer under that lock (which would stall every broadcast)."""
+    server = make_server(rate_limit=0)
+    alice = WireClient(server.port)
+    try:
+        alice.login("alice")
+        burst = b"".join(
+            json.dumps({"request": "msg", "content": f"b{i}"}).encode() + b"\n" for i in range(300)
+        )
+        alice.send_raw(burst + json.dumps({"request": "join", "content": "dev"}).encode() + b"\n")
+        got = [alice.recv() for _ in range(302)]
+        assert [o["content"] for o in got[:300]] == [f"b{i}" for i in range(300)]
+        assert got[300]["event"] == "joined" and got[301]["response"] == "history"
+    finally:
+        alice.close()
