@@ -234,7 +234,8 @@ class Conversations:
         conversation = conversation_of(message, self.model.me)
         seen = conversation == self.model.current and self.app.focused
         self.model.arrived(conversation, mention=mention, seen=seen)
-        self._list_dirty = True
+        if not seen:  # a busy room in view changes no count: no redraw per message
+            self._list_dirty = True
 
     def command(self, command: Command) -> bool:
         """The conversation commands; False for any other command."""

@@ -30,6 +30,15 @@ def _rows(who: Person) -> list[str]:
     return who.app.conversations.list.texts()
 
 
+def _shortcut(who: Person, sequence: str) -> None:
+    """Press a key combination in the input box (key events go to the focused widget)."""
+    box = who.app.chat_view.input
+    box.focus_force()
+    who.root.update()
+    box.event_generate(sequence)
+    who.root.update()
+
+
 def _pane_of(who: Person, conversation: Conversation) -> str:
     pane = who.app.conversations.panes.get(conversation)
     return "" if pane is None else pane.content()
@@ -172,7 +181,7 @@ def test_search_lists_results_and_picking_one_pages_back_to_it(
     wait_until(root, lambda: "filler 149" in _pane_of(alice, DEV), "alice joined", (alice, bob))
     assert "needle" not in _pane_of(alice, DEV)
     alice.app.conversations.open(GENERAL)
-    alice.app.chat_view.input.event_generate("<Control-f>")
+    _shortcut(alice, "<Control-f>")
     search = alice.app.conversations.search_box
     assert search.is_open
     search.search_for("NEEDLE hay")  # any case, a word may be a prefix
@@ -212,7 +221,7 @@ def test_a_direct_message_counts_like_a_mention(
     assert rings == [False, True]  # the direct message rings loud
     assert alice.app.unread == 2 and alice.top.title().startswith("(2) ")
     alice.app.set_focused(True)
-    alice.app.chat_view.input.event_generate("<Control-k>")
+    _shortcut(alice, "<Control-k>")
     assert alice.app.conversations.switcher.is_open
     alice.app.conversations.switcher.choose("bob")
     wait_until(root, lambda: "@ bob" in _rows(alice), "read", (alice, bob))
