@@ -36,6 +36,7 @@ class ConversationList(ttk.Frame):
         self.text_font = text_font
         self.rows: dict[str, Conversation] = {}  # tree item id -> conversation
         self._refreshing = False
+        self._current_item = ""
         self.tree.bind("<<TreeviewSelect>>", self._selected, add=True)
         self.bind("<<ThemeChanged>>", lambda _e: self._colour(), add=True)
         self._colour()
@@ -79,6 +80,7 @@ class ConversationList(ttk.Frame):
                 )
                 self.rows[item] = conversation
                 if conversation == model.current:
+                    self._current_item = item
                     self.tree.selection_set(item)
                     self.tree.see(item)
         finally:
@@ -95,3 +97,5 @@ class ConversationList(ttk.Frame):
             conversation = self.rows.get(item)
             if conversation is not None:
                 self.on_open(conversation)
+            elif self._current_item in self.rows:  # the "People" heading: not a conversation
+                self.tree.selection_set(self._current_item)

@@ -39,6 +39,22 @@ def _shortcut(who: Person, sequence: str) -> None:
     who.root.update()
 
 
+def _click_row(who: Person, text: str) -> None:
+    """Click the conversation list's row that starts with ``text``."""
+    tree = who.app.conversations.list.tree
+    who.root.update()
+    for item in tree.get_children():
+        if str(tree.item(item, "text")).startswith(text):
+            box = tree.bbox(item)
+            assert isinstance(box, tuple), box  # (x, y, width, height) once drawn
+            x, y, _width, height = (int(v) for v in box)
+            tree.event_generate("<ButtonPress-1>", x=x + 5, y=y + height // 2)
+            tree.event_generate("<ButtonRelease-1>", x=x + 5, y=y + height // 2)
+            who.root.update()
+            return
+    raise AssertionError(f"no row {text!r} in {who.app.conversations.list.texts()}")
+
+
 def _pane_of(who: Person, conversation: Conversation) -> str:
     pane = who.app.conversations.panes.get(conversation)
     return "" if pane is None else pane.content()
@@ -74,7 +90,8 @@ def test_two_people_in_two_rooms_and_a_direct_conversation(
     alice.say("ops only")
     wait_until(root, lambda: "ops only" in alice.shown, "alice's #ops line", people)
     assert "ops only" not in _pane_of(bob, DEV) + _pane_of(bob, GENERAL)
-    alice.app.conversations.open(DEV)  # as a click on the row does
+    _click_row(alice, "# dev")
+    assert alice.app.conversations.current == DEV
     wait_until(root, lambda: _rows(alice)[1] == "# dev", "#dev seen now", people)
     assert "hello dev people" in alice.shown
     assert alice.app.chat_view.users.names == ["alice", "bob"]  # #dev's members
