@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_HERE = "{command} is not available on this server: it is a classic KTN server with one room"
+NOT_HERE = "{command}: not available on this server (a classic KTN server, with one room)"
 
 
 class Conversations:
