@@ -108,16 +108,15 @@ class Conversations:
         return pane
 
     def open(self, conversation: Conversation) -> None:
-        """Show a conversation (list click, Ctrl+K, ``/join``, ``/msg``, a user double-click)."""
+        """Show a conversation (list click, Ctrl+K, ``/join``, ``/msg``, a click on a name)."""
         if conversation.direct and conversation.key == self.model.me.lower():
             return  # no conversation with oneself
         new = self.pane(conversation)
-        old = self.panes.get(self.model.current)
+        old = self.app.pane  # the one shown
         self.model.open(conversation)
         if old is not new:
-            if old is not None:
-                old.flush()
-                old.grid_remove()
+            old.flush()
+            old.grid_remove()
             new.flush()
             new.sync_fonts()  # the text size may have changed while it was hidden
             new.grid(in_=self.stack, row=0, column=0, sticky="nsew")
@@ -125,7 +124,6 @@ class Conversations:
             self.app.pane = self.app.chat_view.pane = new
         self._show_members()
         self._list_dirty = True
-        self.app._title_dirty = True
         self._save()
         if conversation.direct and not self.ids[conversation] and self.model.extended:
             self._request_page(conversation)  # the first load: the newest direct messages
@@ -170,17 +168,21 @@ class Conversations:
     def reset(self, host: str, port: int, name: str) -> None:
         """A new connection from the connect screen: one ``general`` pane, what this server
         had open last time remembered (joined again once online)."""
+        general = self.panes[GENERAL]
+        if self.app.pane is not general:
+            self.app.pane.grid_remove()
+            general.grid(in_=self.stack, row=0, column=0, sticky="nsew")
+            self.app.pane = self.app.chat_view.pane = general
         for conversation, pane in list(self.panes.items()):
             if conversation != GENERAL:
                 pane.destroy()
                 del self.panes[conversation]
                 del self.ids[conversation]
-        general = self.panes[GENERAL]
-        if self.app.pane is not general:
-            general.grid(in_=self.stack, row=0, column=0, sticky="nsew")
-            self.app.pane = self.app.chat_view.pane = general
         self.ids[GENERAL] = set()
         self._placed.clear()
+        self._dirty.clear()
+        self._rejoining.clear()
+        self._jump = self._direct_loading = None
         self.model.reset(name)
         self.server = f"{host}:{port}"
         self.model.restore(self.saved.get(self.server))
@@ -328,12 +330,15 @@ class Conversations:
             self._save()
         elif info.event == Event.PARTED:
             conversation = Conversation.room(room)
+            pane = self.panes.get(conversation)
+            if pane is not None and self.app.pane is pane:
+                self.open(GENERAL)  # before it goes: the shown pane is never a destroyed one
             self.model.parted(room)
-            pane = self.panes.pop(conversation, None)
+            self.panes.pop(conversation, None)
             self.ids.pop(conversation, None)
             if pane is not None:
-                if self.app.pane is pane:
-                    self.open(GENERAL)
+                self._dirty.discard(pane)
+                self._placed.discard(pane)
                 pane.destroy()
             self.app.pane.add_info(f"You left #{room}.")
             self._list_dirty = True

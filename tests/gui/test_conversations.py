@@ -110,6 +110,12 @@ def test_two_people_in_two_rooms_and_a_direct_conversation(
         "bob sees alice leave #dev",
         people,
     )
+    _click_row(bob, "# dev")
+    bob.say("/part")  # the open room: the window goes back to general, which says so
+    wait_until(root, lambda: "You left #dev." in bob.shown, "bob told", people)
+    assert bob.app.conversations.current == GENERAL
+    assert bob.app.pane is bob.app.conversations.panes[GENERAL]
+    wait_until(root, lambda: _rows(bob) == ["# general", "People", "@ alice"], "no #dev", people)
 
 
 def test_clicking_a_name_opens_a_direct_conversation(
