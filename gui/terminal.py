@@ -199,7 +199,7 @@ class TerminalSession:
         out = self.stream or sys.stdout
         with self._lock:
             if self.interactive:  # the prompt waits on the last line: write over it
-                out.write("\r\x1b[K")
+                out.write("\r" + " " * len(self.prompt) + "\r")  # no escape codes: any console
             for line in lines:
                 out.write(line + "\n")
             if self.interactive:
