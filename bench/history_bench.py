@@ -77,9 +77,10 @@ def build(path: Path, count: int) -> None:
         stamp = f"2026-01-01T00:00:{i % 60:02d}.000Z"
         if rng.random() < 0.05:
             other = rng.choice(USERS)
-            batch.append((stamp, sender, sender, text, None, None, other, other, 1))
+            batch.append((stamp, sender, sender, text, None, None, other, other, 1, 1))
         else:
-            batch.append((stamp, sender, sender, text, None, rng.choice(ROOMS), None, None, 0))
+            row = (stamp, sender, sender, text, None, rng.choice(ROOMS), None, None, 0, 0)
+            batch.append(row)
         if len(batch) == 50_000:
             _insert(db, batch)
     _insert(db, batch)
@@ -92,7 +93,7 @@ def build(path: Path, count: int) -> None:
 def _insert(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     db.executemany(
         "INSERT INTO messages (timestamp, sender, sender_key, text, nonce, room, recipient,"
-        " recipient_key, proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " recipient_key, proven, recipient_proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     rows.clear()

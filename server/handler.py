@@ -55,20 +55,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content": C}, one per line:
-  login <name>   log in; name is 1-32 letters or digits, unique regardless of case
-  msg <text>     send a message (1-4000 characters) to everyone logged in
-  names          list who is logged in
-  help           show this text
-  logout         log out and close the connection
-TkChat clients also have rooms, direct messages, older history and search:
-  join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
-  history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
-  register       {"request": "register", "password": P}: from now on logging in as this
-                 name needs P (8-256 characters); add "new_password" to change it
-  help           show this text
-  ping           check the connection (answered with a "pong" info)
-  logout         log out and close the connection"""
+HELP_TEXT = """TkChat server. One JSON object per line: {"request": R, "content": C}
+  login NAME  1-32 letters or digits, unique in any case
+  msg TEXT    1-4000 characters, to everyone logged in
+  names       who is logged in
+  help, ping, logout
+TkChat clients also: join/part ROOM, rooms, history, search WORDS,
+register with "password" (then login needs it)"""
 
 _RECV_BYTES = 65536
 CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)

@@ -153,6 +153,7 @@ class _Draft:
     member: Member
     message: Message
     proven: bool
+    to_proven: bool = False  # a direct message's recipient had proven its name
 
 
 @dataclass(slots=True)
@@ -373,12 +374,14 @@ class LocalRoom:
                         f"{to} uses a program that cannot receive direct messages",
                     )
                 to = self._users[to.lower()]
+                to_proven = recipient.member.proven
                 message = Message(text, name, now_utc(), None, nonce, None, to)
             else:
                 room = room or GENERAL_ROOM
                 self._check_seat(room, key)
+                to_proven = False
                 message = Message(text, name, now_utc(), None, nonce, room)
-        self._enqueue(_Draft(member, message, member.proven), member)
+        self._enqueue(_Draft(member, message, member.proven, to_proven), member)
 
     def settle(self, member: Member, timeout: float = SETTLE_SECONDS) -> bool:
         """Wait until every message ``member`` posted has been stored and broadcast."""
@@ -402,7 +405,8 @@ class LocalRoom:
         self, member: Member, other: str, before: int | None, limit: int
     ) -> tuple[list[Message], bool]:
         """Like ``page`` for the direct messages between ``member`` and ``other``: only for a
-        login that proved its name (anyone may log in with an unregistered name)."""
+        login that proved its name (anyone may log in with an unregistered name), and only
+        those it sent or received proven."""
         _require_proven(member)
         with _store_reads():
             return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
@@ -539,7 +543,7 @@ class LocalRoom:
         try:
             fresh, repeats = self._sort_out(batch)
             if fresh:
-                stored = self._store.insert_many((d.message, d.proven) for d in fresh)
+                stored = self._store.insert_many((d.message, d.proven, d.to_proven) for d in fresh)
         except sqlite3.Error as exc:
             failed = True
             log.warning("history store unavailable, %d message(s) refused: %s", len(drafts), exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from server.app import ChatServer
-from tests.conversations import contents, fence, prove
+from tests.conversations import contents, fence, login_proven, register
 from tests.wire import WireClient
 
 Connect = Callable[[], WireClient]
@@ -44,32 +44,57 @@ def test_a_direct_message_to_someone_offline_is_refused_and_not_stored(
     assert server.store.count() == 0
 
 
-def test_direct_messages_are_read_back_only_by_a_proven_login(
-    server: ChatServer, connect: Connect
-) -> None:
+def test_direct_messages_are_read_back_only_by_a_proven_login(connect: Connect) -> None:
     alice, bob = _logged_in(connect, "alice", "bob")
+    alice.send("msg", "secret before registering", to="bob")
+    alice.expect("message")
+    bob.expect("message")
+    alice.send("history", **{"with": "bob"})
+    refusal = alice.expect("error")
+    assert refusal["code"] == "bad_request" and "registered" in refusal["content"]
+    alice.send("search", "secret")
+    assert alice.expect("history")["content"] == []  # not proven: own rooms only
+    register(alice)
+    register(bob)
     alice.send("msg", "secret plan", to="bob")
     first = alice.expect("message")
     bob.expect("message")
     bob.send("msg", "secret reply", to="alice")
     second = bob.expect("message")
     alice.expect("message")
-    alice.send("history", **{"with": "bob"})
-    refusal = alice.expect("error")
-    assert refusal["code"] == "bad_request" and "registered" in refusal["content"]
-    alice.send("search", "secret")
-    assert alice.expect("history")["content"] == []  # not proven: own rooms only
     _, history = login_history(connect, "carol")
-    assert "secret" not in str(history)  # never in any room's history
-    prove(server, "alice")
+    assert "secret" not in history  # never in any room's history
     alice.send("history", **{"with": "BOB", "limit": 10})
     page = alice.expect("history")
     assert page["with"] == "BOB" and page["more"] is False and page["before"] is None
+    # What alice said before her name was registered stays live-only: whoever registers a
+    # name need not be who used it before.
     assert contents(page) == [first, second]
     alice.send("search", "SECRET")
     assert contents(alice.expect("history", search="SECRET")) == [first, second]
     alice.send("search", "secret", room="general")  # one room: no direct messages
     assert alice.expect("history")["content"] == []
+
+
+def test_registering_a_name_does_not_hand_over_its_earlier_direct_messages(
+    connect: Connect,
+) -> None:
+    alice, bob = _logged_in(connect, "alice", "bob")
+    register(bob)
+    bob.send("msg", "for alice's eyes", to="alice")
+    bob.expect("message")
+    alice.expect("message")
+    alice.send("logout")
+    alice.wait_closed()
+    mallory = connect()
+    mallory.login("alice")  # the name was never registered: anyone may take it
+    register(mallory)
+    mallory.send("history", **{"with": "bob"})
+    assert mallory.expect("history")["content"] == []
+    mallory.send("search", "eyes")
+    assert mallory.expect("history")["content"] == []
+    bob.send("history", **{"with": "alice"})  # bob sent it proven: it is his to read back
+    assert [m["content"] for m in contents(bob.expect("history"))] == ["for alice's eyes"]
 
 
 def login_history(connect: Connect, name: str) -> tuple[WireClient, str]:
@@ -103,17 +128,14 @@ def test_a_resent_nonce_does_not_hand_an_unregistered_names_words_to_its_next_ow
     assert got["content"] == "guessing again" and got["id"] > public["id"]
 
 
-def test_a_proven_user_gets_the_original_back_for_a_resent_nonce(
-    server: ChatServer, connect: Connect
-) -> None:
+def test_a_proven_user_gets_the_original_back_for_a_resent_nonce(connect: Connect) -> None:
     (alice,) = _logged_in(connect, "alice")
-    prove(server, "alice")
+    register(alice)
     alice.send("msg", "the first text", nonce="n")
     original = alice.expect("message")
     alice.send("logout")
     alice.wait_closed()
     again = connect()
-    again.login("alice")
-    prove(server, "alice")
+    login_proven(again, "alice")
     again.send("msg", "edited text", nonce="n")
     assert again.expect("message") == original

@@ -159,7 +159,7 @@ def test_a_locked_history_file_gets_unavailable_at_once_and_the_server_goes_on(
 def _fill(db: Path, count: int, age: timedelta) -> None:
     store = HistoryStore(db)
     stamp = now_utc() - age
-    store.insert_many((Message(f"old {i}", "ann", stamp), False) for i in range(count))
+    store.insert_many((Message(f"old {i}", "ann", stamp), False, False) for i in range(count))
     store.close()
 
 
@@ -185,7 +185,7 @@ def test_keep_days_prunes_what_is_older(make_server: MakeServer, tmp_path: Path)
     db = tmp_path / "chat.sqlite3"
     _fill(db, 30, timedelta(days=3))
     store = HistoryStore(db)
-    store.insert_many([(Message("recent", "ann"), False)])
+    store.insert_many([(Message("recent", "ann"), False, False)])
     store.close()
     server = make_server(db=str(db), keep_days=2)
     wait_for(lambda: server.store.count() == 1, what="old messages pruned")
