@@ -139,7 +139,7 @@ def test_more_walks_back_page_by_page_until_the_first(
 ) -> None:
     db = tmp_path / "chat.sqlite3"
     store = HistoryStore(db)
-    store.insert_many((Message(f"old {i}", "bob", now_utc()), False) for i in range(1, 231))
+    store.insert_many((Message(f"old {i}", "bob", now_utc()), False, False) for i in range(1, 231))
     store.close()
     server = make_server(db=str(db))
     term = terminals(server.port)

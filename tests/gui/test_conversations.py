@@ -155,7 +155,9 @@ def test_scrolling_to_the_top_loads_older_pages_and_keeps_the_view_still(
 ) -> None:
     db = tmp_path / "chat.sqlite3"
     store = HistoryStore(db)
-    store.insert_many((Message(f"line {i:03d}", "ann", now_utc()), False) for i in range(1, 321))
+    store.insert_many(
+        (Message(f"line {i:03d}", "ann", now_utc()), False, False) for i in range(1, 321)
+    )
     store.close()
     server = make_server(db=str(db))
     alice = person("alice")
