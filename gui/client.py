@@ -452,7 +452,7 @@ class Client:
     def receive_message(self, response: Response) -> None:
         """Called on the receiver thread for each parsed response."""
         if isinstance(response, InfoResponse) and response.event == Event.PONG:
-            return  # liveness only: nothing for a person to see
+            return  # the answer to our ``ping``: liveness only, nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)

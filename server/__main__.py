@@ -154,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Gone: a password on the command line is in `ps` and /proc/PID/cmdline for everyone.
     parser.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="cluster mode: keep the chat in Redis (redis://HOST:PORT/DB), so that several "
+        "servers serve one chat; needs the 'cluster' extra (default: SQLite, one process)",
+    )
+    parser.add_argument(
+        "--redis-lease",
+        type=float,
+        default=defaults.redis_lease,
+        help="cluster mode: seconds after which a dead server's names are freed "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--tls-cert",
         metavar="FILE",
         default=None,
@@ -248,6 +262,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keep_days=args.keep_days,
         keep_messages=args.keep_messages,
         password=server_password(args),
+        redis=args.redis,
+        redis_lease=args.redis_lease,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         plain_port=args.plain_port,
@@ -308,8 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             exc.strerror or exc,
         )
         return 2
-    except Exception as exc:  # e.g. an unreadable or locked database
-        log.error("cannot start: %s (history file %s)", exc, config.db)
+    except ImportError as exc:
+        log.error("cluster mode needs the redis package: pip install 'tkchat[cluster]' (%s)", exc)
+        return 2
+    except Exception as exc:  # e.g. an unreadable or locked database, or Redis unreachable
+        where = "Redis (cluster mode)" if config.redis else f"history file {config.db}"
+        log.error("cannot start: %s (%s)", exc, where)
         return 2
     stop = threading.Event()
 
@@ -320,19 +340,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     where = "every interface" if config.host in ("", "0.0.0.0", "::") else config.host
+    tls = ", TLS only" if server.tls_context is not None else ""
+    if config.redis:
+        stored = "history in Redis (cluster mode)"
+    else:
+        stored = f"history in {config.db} ({server.store.count()} messages stored)"
     log.info(
-        "TkChat server listening on %s:%d (%s%s); history in %s (%d messages stored)",
-        config.host,
-        server.port,
-        where,
-        ", TLS only" if server.tls_context is not None else "",
-        config.db,
-        server.store.count(),
+        "TkChat server listening on %s:%d (%s%s); %s", config.host, server.port, where, tls, stored
     )
     if config.password is not None:
         log.info("every login needs the server password (server_password)")
     if server.plain_port is not None:
         log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
+    if config.keep_days is not None or config.keep_messages is not None:
+        log.info(
+            "history retention: %s%s%s, pruned in the background",
+            f"the last {config.keep_days:g} days" if config.keep_days is not None else "",
+            " and " if config.keep_days is not None and config.keep_messages is not None else "",
+            f"the newest {config.keep_messages} messages" if config.keep_messages else "",
+        )
     server.start()
     while not stop.wait(0.5):
         repeats.flush()
