@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELP_TEXT = """TkChat server. One JSON object per line: {"request": R, "content": C}
+HELP_TEXT = """TkChat server. Requests are JSON objects, one per line: {"request": R, "content": C}
   login NAME  1-32 letters or digits, unique in any case
   msg TEXT    1-4000 characters, to everyone logged in
   names       who is logged in
