@@ -264,8 +264,8 @@ def test_big_answers_cost_a_token_per_kib(
     make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An answer that amplifies (names in a crowd, a history page) costs its address a token
-    per KiB past the first, here per 100 bytes: the help text (~400 bytes) costs ~4, so a
-    bucket of 20 serves it 5 times, not 20.  Another address is not charged."""
+    per KiB, here per 100 bytes: the help text (~470 bytes) costs 5, so a bucket of 20 serves
+    it 4 times, not 20.  Another address is not charged."""
     monkeypatch.setattr(handler_module, "_ANSWER_BYTES_PER_TOKEN", 100)
     server = make_server(address_rate=0.001, address_burst=20, login_rate=0)
     wire = WireClient(server.port, source=ATTACKER)
@@ -279,7 +279,7 @@ def test_big_answers_cost_a_token_per_kib(
             break
         served += 1
     size = len(MessageParser.encode(MessageParser.info(handler_module.HELP_TEXT)))
-    cost = 1 + max(0, size - 100) // 100  # the request's token, then each whole 100 past 100
+    cost = 1 + size // 100  # the request's token, then one per whole 100 bytes of answer
     tokens, expected = 20, 0
     while tokens >= 1:
         tokens -= cost
