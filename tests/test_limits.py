@@ -683,3 +683,26 @@ def test_the_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
         proc.kill()
     for path in db.parent.iterdir():  # the -wal and -shm files too, if left
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_address_budgets_grow_with_max_per_address(
+    make_server: MakeServer, clients: list[WireClient]
+) -> None:
+    """An operator who lets 300 people in from one address (an office behind NAT, a load
+    test) with --max-per-address also lets their logins and messages in: the address's
+    budgets are sized per allowed connection.  With the default 20 the same burst is cut."""
+    assert ServerConfig(max_per_address=20).address_policy().request_burst == 400
+    server = make_server(max_per_address=300, address_rate=None, login_rate=None)
+    crowd = [log_in(server.port, f"user{i}", ATTACKER) for i in range(200)]
+    clients.extend(crowd)
+    for i, wire in enumerate(crowd):
+        wire.send("msg", f"hello {i}")
+        wire.send("msg", f"again {i}")
+    # 200 logins and 400 messages from one address, past the default budgets (50 logins,
+    # 400 requests at once): every message is stored, none refused.
+    wait_for(lambda: server.store.count() == 400, timeout=20, what="all 400 messages stored")
+    # The same from an address held to the default 20 is refused at the 21st connection.
+    small = make_server(max_per_address=20, address_rate=None, login_rate=None)
+    held = [WireClient(small.port, source=VICTIM) for _ in range(21)]
+    clients.extend(held)
+    assert answer(held[-1])["code"] == ErrorCode.TOO_MANY_CONNECTIONS
