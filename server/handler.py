@@ -71,8 +71,8 @@ _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must kee
 KEEPALIVE_IDLE_SECONDS = 60
 KEEPALIVE_INTERVAL_SECONDS = 10
 KEEPALIVE_PROBES = 5
-# Tokens a ``names`` answer costs per KiB of users beyond the first token (see parse_names).
-_NAMES_BYTES_PER_TOKEN = 1024
+# An answer costs its address one more token per this many bytes (see ``send``).
+_ANSWER_BYTES_PER_TOKEN = 1024
 
 RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
 
@@ -223,12 +223,21 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
+
+        Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
+        cost the address a token per KiB past the first, into debt: its next requests wait
+        for it."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
-        self._put(MessageParser.encode(payload))
+        data = MessageParser.encode(payload)
+        # Whole KiB past the first, which came with the request's own token.
+        extra = max(0, len(data) - _ANSWER_BYTES_PER_TOKEN) // _ANSWER_BYTES_PER_TOKEN
+        if extra:
+            self.server.limits.charge(self.address, extra)
+        self._put(data)
 
     def _put(self, data: bytes) -> None:
         """The one way bytes for this connection enter its outbox (on a TLS connection,
@@ -353,11 +362,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
         # The password before the name's availability: without it nobody learns whether a
         # registered user is online.
         proven = False
-        if self.server.accounts.is_registered(content):
-            if not self.server.accounts.verify(content, payload.get("password")):
+        try:
+            registered = self.server.accounts.is_registered(content)
+            if registered and not self.server.accounts.verify(content, payload.get("password")):
                 self._auth_failed(AuthField.PASSWORD, content)
                 return
-            proven = True
+        except AccountsUnavailable:  # cluster mode: Redis cannot be reached
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
+        proven = registered
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -375,6 +388,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
+            return
+        except Refused as refused:  # cluster mode: Redis cannot be reached
+            self._name = None
+            self.proven = False
+            self._error(refused.code, refused.text)
             return
         log.info(
             "login %s (%s, %s%s)",
@@ -394,7 +412,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         password = payload.get("password")
         new_password = payload.get("new_password")
         accounts = self.server.accounts
-        registered = accounts.is_registered(name)
+        try:
+            registered = accounts.is_registered(name)
+        except AccountsUnavailable:
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
         chosen = password if new_password is None else new_password
         problem = password_problem(chosen)
         if problem is not None:
@@ -408,19 +430,18 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 'send the current one as "password" and the new one as "new_password"',
             )
             return
-        if new_password is not None:
-            if not registered:
-                self._error(
-                    ErrorCode.BAD_REQUEST,
-                    f'bad request: the name {name} is not registered; send "password" alone '
-                    "to register it",
-                )
-                return
-            if not accounts.verify(name, password):
-                self._auth_failed(AuthField.PASSWORD, name)
-                return
+        if new_password is not None and not registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: the name {name} is not registered; send "password" alone '
+                "to register it",
+            )
+            return
         assert isinstance(chosen, str)
         try:
+            if new_password is not None and not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
             accounts.set_password(name, chosen)
         except AccountsUnavailable:
             self._error(
@@ -508,11 +529,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
             users = self.server.room.names(room, self)
         except Refused as refused:
             self._error(refused.code, refused.text)
-            return
-        # The answer amplifies (40 bytes asked, 37 KB answered in a crowd of 1,000): it costs
-        # the address a token per KiB of names on top of the request's own.
-        extra = sum(len(user) + 4 for user in users) // _NAMES_BYTES_PER_TOKEN
-        if extra and not self._within_address_limit(extra):
             return
         if room == GENERAL_ROOM:
             self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
