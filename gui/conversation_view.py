@@ -490,9 +490,7 @@ class Conversations:
             text.search(message.text.split("\n")[0], "1.0", stopindex="end") if message.text else ""
         )
         if found:
-            text.tag_remove("sel", "1.0", "end")
-            text.tag_add("sel", f"{found} linestart", f"{found} lineend")
-            text.see(found)
+            pane.show_line(found)
 
     # ------------------------------------------------------------- Ctrl+K
     def switch_choices(self) -> list[str]:
