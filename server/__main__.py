@@ -349,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("every login needs the server password (server_password)")
     if server.plain_port is not None:
         log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
+    if config.keep_days is not None or config.keep_messages is not None:
+        log.info(
+            "history retention: %s%s%s, pruned in the background",
+            f"the last {config.keep_days:g} days" if config.keep_days is not None else "",
+            " and " if config.keep_days is not None and config.keep_messages is not None else "",
+            f"the newest {config.keep_messages} messages" if config.keep_messages else "",
+        )
     server.start()
     while not stop.wait(0.5):
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.wire import WireClient
@@ -28,6 +29,16 @@ def fence(sender: WireClient, *clients: WireClient) -> list[list[dict[str, Any]]
             before.append(obj)
         seen.append(before)
     return seen
+
+
+def logged_in(connect: Callable[[], WireClient], *names: str) -> list[WireClient]:
+    """New TkChat clients logged in as ``names``."""
+    clients = []
+    for name in names:
+        client = connect()
+        client.login(name)
+        clients.append(client)
+    return clients
 
 
 def join(client: WireClient, room: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from server.app import ChatServer
-from tests.conversations import contents, fence, login_proven, register
+from tests.conversations import contents, fence, logged_in, login_proven, register
 from tests.wire import WireClient
 
 Connect = Callable[[], WireClient]
 
 
-def _logged_in(connect: Connect, *names: str) -> list[WireClient]:
-    clients = []
-    for name in names:
-        client = connect()
-        client.login(name)
-        clients.append(client)
-    return clients
-
-
 def test_a_direct_message_reaches_the_two_and_nobody_else(connect: Connect) -> None:
-    alice, bob, carol = _logged_in(connect, "alice", "Bob", "carol")
+    alice, bob, carol = logged_in(connect, "alice", "Bob", "carol")
     alice.send("msg", "just for you", to="bob", nonce="d1")  # any case finds Bob
     echo = alice.expect("message")
     assert echo["to"] == "Bob" and echo["content"] == "just for you" and echo["nonce"] == "d1"
@@ -34,7 +25,7 @@ def test_a_direct_message_reaches_the_two_and_nobody_else(connect: Connect) -> N
 def test_a_direct_message_to_someone_offline_is_refused_and_not_stored(
     server: ChatServer, connect: Connect
 ) -> None:
-    (alice,) = _logged_in(connect, "alice")
+    (alice,) = logged_in(connect, "alice")
     alice.send("msg", "anyone?", to="nobody")
     assert alice.expect("error")["code"] == "no_such_user"
     alice.send("msg", "bad name", to="no body")
@@ -45,7 +36,7 @@ def test_a_direct_message_to_someone_offline_is_refused_and_not_stored(
 
 
 def test_direct_messages_are_read_back_only_by_a_proven_login(connect: Connect) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     alice.send("msg", "secret before registering", to="bob")
     alice.expect("message")
     bob.expect("message")
@@ -79,7 +70,7 @@ def test_direct_messages_are_read_back_only_by_a_proven_login(connect: Connect) 
 def test_registering_a_name_does_not_hand_over_its_earlier_direct_messages(
     connect: Connect,
 ) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     register(bob)
     bob.send("msg", "for alice's eyes", to="alice")
     bob.expect("message")
@@ -107,7 +98,7 @@ def login_history(connect: Connect, name: str) -> tuple[WireClient, str]:
 def test_a_resent_nonce_does_not_hand_an_unregistered_names_words_to_its_next_owner(
     connect: Connect,
 ) -> None:
-    alice, _ = _logged_in(connect, "alice", "bob")
+    alice, _ = logged_in(connect, "alice", "bob")
     alice.send("msg", "for bob only", to="bob", nonce="1")
     private = alice.expect("message")
     alice.send("msg", "said in general", nonce="2")
@@ -129,7 +120,7 @@ def test_a_resent_nonce_does_not_hand_an_unregistered_names_words_to_its_next_ow
 
 
 def test_a_proven_user_gets_the_original_back_for_a_resent_nonce(connect: Connect) -> None:
-    (alice,) = _logged_in(connect, "alice")
+    (alice,) = logged_in(connect, "alice")
     register(alice)
     alice.send("msg", "the first text", nonce="n")
     original = alice.expect("message")

@@ -243,3 +243,16 @@ def test_a_history_file_from_before_rooms_is_upgraded_and_searchable(
         assert "room" not in found  # it was said in general
     finally:
         alice.close()
+
+
+def test_without_fts5_search_is_unavailable_and_the_rest_works(server: ChatServer) -> None:
+    server.store.has_search = False  # as on a Python whose SQLite lacks FTS5
+    alice = _client(server, "alice")
+    try:
+        alice.send("search", "anything")
+        refusal = alice.expect("error")
+        assert refusal["code"] == "unavailable" and "FTS5" in refusal["content"]
+        alice.send("msg", "still here")
+        alice.expect("message", content="still here")
+    finally:
+        alice.close()
