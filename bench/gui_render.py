@@ -158,6 +158,12 @@ def start_server_process() -> tuple[subprocess.Popen[str], int]:
             "0",
             "--max-queue-bytes",
             str(1 << 28),
+            "--max-per-address",
+            "0",
+            "--address-rate",
+            "0",
+            "--login-rate",
+            "0",
         ],
         cwd=ROOT,
         stderr=subprocess.PIPE,
@@ -208,7 +214,14 @@ def main() -> None:
     else:
         server = ChatServer(
             ServerConfig(
-                host="127.0.0.1", port=0, db=":memory:", rate_limit=0, max_queue_bytes=1 << 28
+                host="127.0.0.1",
+                port=0,
+                db=":memory:",
+                rate_limit=0,
+                max_queue_bytes=1 << 28,
+                max_per_address=0,
+                address_rate=0,
+                login_rate=0,
             )
         )
         server.start()

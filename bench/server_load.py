@@ -91,6 +91,8 @@ def running(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
         db = workdir / f"bench-{port}.sqlite3"
         cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--db", str(db), "--rate-limit", "0", "--log-level", "WARNING"]
+        # Every simulated user comes from 127.0.0.1: the per-address limits would cap them.
+        cmd += ["--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"]
     else:
         cmd = [sys.executable, str(FLOOR), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--db", f"{tmp}/soak.sqlite3", "--log-level", "ERROR"]
         cmd += ["--login-timeout", str(LOGIN_TIMEOUT), "--max-queue-bytes", str(256 * 1024)]
+        # Every simulated user comes from 127.0.0.1: the per-address limits would cap them.
+        cmd += ["--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"]
         server = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
         try:
             return soak(server, port, args)

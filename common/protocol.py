@@ -35,6 +35,10 @@ MAX_SEARCH = 100  # search results in one answer
 DEFAULT_SEARCH = 50
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
+# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
+RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
+# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
+PING_AFTER_SECONDS = 60.0
 
 
 class ResponseType(Enum):
@@ -68,6 +72,7 @@ class ErrorCode(StrEnum):
     # Server-side refusals that close the connection (not in the KTN core table).
     SERVER_FULL = "server_full"
     LOGIN_TIMEOUT = "login_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 class Event(StrEnum):

@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         host, port = args.connect
         app.connect_view.fill(host, port, name)
         if is_valid_username(name):
-            app.connect_view.set_busy(True, f"Connecting to {host}:{port}…")
-            app.connect(host, port, name)
+            app.connect_view.submit()  # as the Connect button: with remembered passwords
     # Everything built so far lives as long as the app: keep it out of the garbage
     # collector's full passes, which a burst of messages would otherwise make slower.
     gc.freeze()

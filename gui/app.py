@@ -22,13 +22,16 @@ from tkinter import font as tkfont
 from tkinter import messagebox, ttk
 
 from common.message import Message
+from common.protocol import ErrorResponse
 from gui import commands, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.register_dialog import RegisterDialog
 from gui.session import Backoff, Pending, Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
+from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,13 @@ class ChatApp:
         window.geometry("980x640")
         self.frame = ttk.Frame(window)
         self.frame.pack(fill="both", expand=True)
-        self.connect_view = ConnectView(self.frame, self.connect, self.host_and_join)
+        self.connect_view = ConnectView(
+            self.frame,
+            self.connect,
+            self.host_and_join,
+            self.cancel_connect,
+            remember=self.settings.remember_passwords,
+        )
         self.chat_view = ChatView(self.frame, self.text_font, self.settings.scrollback, self.submit)
         self.pane = self.chat_view.pane
         self.session = Session(
@@ -94,6 +103,7 @@ class ChatApp:
         self._build_menu()
         self._bind_keys()
         self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
+        self.connect_view.tls_var.set(self.settings.tls)
         self.show_connect()
         window.protocol("WM_DELETE_WINDOW", self.quit)
         # One Tcl command for the whole life of the loop: ``after(ms, func)`` would create and
@@ -109,6 +119,7 @@ class ChatApp:
         file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
         file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
         file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
+        file_menu.add_command(label="Register this name…", underline=0, command=self.register_name)
         file_menu.add_separator()
         file_menu.add_command(label="Quit", underline=0, accelerator="Ctrl+Q", command=self.quit)
         view_menu = tk.Menu(bar, tearoff=False)
@@ -200,14 +211,58 @@ class ChatApp:
         return bool(self.chat_view.winfo_manager())
 
     # -------------------------------------------------------------- actions
-    def connect(self, host: str, port: int, name: str) -> None:
+    def connect(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        password: str | None = None,
+        server_password: str | None = None,
+    ) -> None:
         """Connect screen's Connect: a new conversation (the pane starts empty)."""
         self.pane.clear()
         self.settings.host, self.settings.port, self.settings.username = host, port, name
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
-        self.session.connect(host, port, name)
+        self.settings.tls = self.connect_view.tls_var.get()
+        self.session.connect(
+            host, port, name, password, server_password, tls=self.tls_options(self.settings.tls)
+        )
+
+    def cancel_connect(self) -> None:
+        """The connect screen's Cancel: give up the attempt in progress."""
+        self.session.close()
+
+    def register_name(self) -> RegisterDialog | None:
+        """File > Register this name…: ask for the password twice and send ``register``."""
+        if self.session.state is not State.ONLINE:
+            self.show_connect()
+            self.connect_view.show_error("Log in first, then register the name you use.")
+            return None
+        return RegisterDialog(
+            self.window,
+            self.session.name,
+            change=self.session.password is not None,
+            on_register=self.session.register,
+        )
+
+    def tls_options(self, use_tls: bool) -> TLSOptions | None:
+        """How this app checks TLS servers: pins in the config dir, plus the settings' CA."""
+        if not use_tls:
+            return None
+        known = KnownHosts(self.config_dir / KNOWN_HOSTS_FILE)
+        return TLSOptions(known, self.settings.ca_file or None)
+
+    def _trust_own_server(self, hosted: HostedServer) -> TLSOptions | None:
+        """The hosted server's certificate is ours: pin it, so our own connection checks it."""
+        if hosted.fingerprint is None:
+            return None
+        options = self.tls_options(True)
+        assert options is not None and options.known_hosts is not None
+        options.known_hosts.remember(hosted.connect_host, hosted.port, hosted.fingerprint)
+        self.connect_view.tls_var.set(True)
+        return options
 
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
@@ -223,7 +278,8 @@ class ChatApp:
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
-        self.session.connect(hosted.connect_host, hosted.port, name)
+        tls = self._trust_own_server(hosted)
+        self.session.connect(hosted.connect_host, hosted.port, name, tls=tls)
 
     def start_local_server(self) -> HostedServer | None:
         """For ``--host-local``: the embedded server, before anyone logs in."""
@@ -235,10 +291,23 @@ class ChatApp:
                 self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
                 return None
         self.connect_view.fill(self.hosted.connect_host, self.hosted.port, self.settings.username)
+        self._trust_own_server(self.hosted)
         self.connect_view.set_busy(
-            False, f"A chat server is running here; others join at {self.hosted.share_address()}."
+            False,
+            f"A chat server is running here; others join at {self.hosted.share_address()}."
+            + self._fingerprint_note(),
         )
         return self.hosted
+
+    def _fingerprint_note(self) -> str:
+        """For the host: what people joining should see when their client asks them to trust
+        this server's self-signed certificate."""
+        if self.hosted is None or self.hosted.fingerprint is None:
+            return ""
+        return (
+            " with TLS. Certificate fingerprint (SHA-256), for them to compare: "
+            f"{self.hosted.fingerprint}"
+        )
 
     def _host_from_menu(self) -> None:
         self.show_connect()
@@ -307,7 +376,8 @@ class ChatApp:
     def session_state(self, state: State, detail: str) -> None:
         status = detail[:1].upper() + detail[1:]
         if state is State.ONLINE and self.hosted is not None:
-            status += f" · hosting: others join at {self.hosted.share_address()}"
+            tls = " with TLS" if self.hosted.fingerprint is not None else ""
+            status += f" · hosting: others join at {self.hosted.share_address()}{tls}"
         self._status = status
         self._refresh_status()
         self.chat_view.users.set_online(state is State.ONLINE)
@@ -337,18 +407,26 @@ class ChatApp:
             status += f" · {waiting} message{'s' if waiting > 1 else ''} waiting to be sent"
         self.chat_view.set_status(status, kind.get(state, "busy"))
 
-    def login_failed(self, reason: str) -> None:
+    def login_failed(self, reason: str, error: ErrorResponse | None = None) -> None:
         if self.on_chat_screen:
             self.show_connect()
-        self.connect_view.show_error(reason)
+        self.connect_view.show_login_error(reason, error)
+
+    def registered(self, password: str) -> None:
+        session = self.session
+        self.connect_view.registered(session.host, session.port, session.name, password)
 
     def logged_in(self, first: bool) -> None:
         if first:
+            session = self.session
+            self.connect_view.login_succeeded(session.host, session.port, session.name)
+            self.settings.remember_passwords = self.connect_view.remember_var.get()
             self.settings.save(self.config_dir)
             self.show_chat()
             if self.hosted is not None:
                 self.pane.add_info(
-                    f"You are hosting this chat. Others join at {self.hosted.share_address()}."
+                    f"You are hosting this chat. Others join at {self.hosted.share_address()}"
+                    + (self._fingerprint_note() or ".")
                 )
 
     def show_message(

@@ -5,12 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.protocol import Response
+from gui.trust import TLSPeer
 
 
 @dataclass(frozen=True, slots=True)
 class Connected:
     host: str
     port: int
+    tls: TLSPeer | None = None  # what TLS checked (None: plaintext)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailed:
+    """The connection never came up; ``reason`` is for a person.  ``final``: retrying
+    cannot help (TLS refused the server's certificate)."""
+
+    reason: str
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,4 +32,4 @@ class Disconnected:
     expected: bool = False
 
 
-ClientEvent = Response | Connected | Disconnected
+ClientEvent = Response | Connected | ConnectFailed | Disconnected

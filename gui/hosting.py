@@ -3,6 +3,10 @@
 The server binds every interface (others on the network join with the address shown) on the
 usual port, or on any free port if that one is taken (another TkChat may be hosting already),
 and keeps its history in the user data dir, exactly like ``python -m server``.
+
+It speaks TLS: on first use it makes a self-signed certificate, kept in the user data dir
+(``server/certs.py``), and ``fingerprint`` is what the host shows so that people joining can
+compare it with the one their client pinned.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ import errno
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
+from server.certs import ensure_self_signed
 from server.config import ServerConfig, default_db_path
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,8 @@ class HostConfig:
     port: int = DEFAULT_PORT
     db: str = ""  # empty: the default SQLite file in the user data dir
     fallback_to_free_port: bool = True
+    tls: bool = True
+    cert_dir: str = ""  # empty: next to the default database, in the user data dir
 
 
 class HostedServer:
@@ -36,13 +44,18 @@ class HostedServer:
     def __init__(self, config: HostConfig) -> None:
         db = config.db or str(default_db_path())
         server_config = ServerConfig(host=config.bind, port=config.port, db=db)
+        self.fingerprint: str | None = None  # SHA-256 of the certificate, with TLS
+        if config.tls:
+            pair = ensure_self_signed(Path(config.cert_dir or default_db_path().parent))
+            self.fingerprint = pair.fingerprint
+            server_config = replace(server_config, tls_cert=str(pair.cert), tls_key=str(pair.key))
         try:
             self.server = ChatServer(server_config)
         except OSError as exc:
             if not (config.fallback_to_free_port and exc.errno == errno.EADDRINUSE):
                 raise
             log.info("port %d is taken; hosting on a free port instead", config.port)
-            self.server = ChatServer(ServerConfig(host=config.bind, port=0, db=db))
+            self.server = ChatServer(replace(server_config, port=0))
         self.bind = config.bind
         self.db = db
         self.server.start()

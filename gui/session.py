@@ -1,14 +1,15 @@
-"""``Session``: one user's conversation with one server, as a state machine on the Tk thread.
+r"""``Session``: one user's conversation with one server, as a state machine on the Tk thread.
 
 States: ``DISCONNECTED`` -> ``CONNECTING`` -> ``LOGGING_IN`` -> ``ONLINE``; a connection that
 drops while online goes to ``WAITING`` and a timer (with backoff) starts the next
 ``CONNECTING``.  Every change is reported to the listener, which shows it to the user.
 
-Threads: the ``Client`` threads and a short-lived connect thread only ``put`` values on
-``self.events`` (a ``queue.Queue``).  The Tk thread calls ``drain`` from an ``after`` loop; all
-state lives on that thread, so nothing here needs a lock.  Each connection attempt has a
-generation number, and values from an older attempt are dropped when drained, so a late event
-from a connection we gave up on can never disturb the current one.
+Threads: the ``Client``'s one thread (it connects, reads and writes) only puts values on
+``self.events`` (a ``queue.Queue``); nothing here blocks on the network.  The Tk thread calls
+``drain`` from an ``after`` loop; all state lives on that thread, so nothing here needs a
+lock.  Each connection attempt has a generation number, and values from an older attempt are
+dropped when drained, so a late event from a connection we gave up on can never disturb the
+current one.
 
 Never losing what was typed: every message gets a client nonce (PROTOCOL.md, ``msg``) and
 stays *pending* until its echo arrives.  After a reconnect, pending messages that the login
@@ -23,7 +24,6 @@ import enum
 import logging
 import queue
 import random
-import threading
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -43,12 +43,18 @@ from common.protocol import (
 )
 from gui.client import Client
 from gui.events import ClientEvent, Connected, Disconnected
+from gui.trust import TLSOptions
 
 log = logging.getLogger(__name__)
 
 # Errors after which retrying the same login cannot help.
 _FINAL_LOGIN_ERRORS = frozenset(
-    {ErrorCode.INVALID_USERNAME, ErrorCode.AUTH_FAILED, ErrorCode.ALREADY_LOGGED_IN}
+    {
+        ErrorCode.INVALID_USERNAME,
+        ErrorCode.AUTH_FAILED,
+        ErrorCode.ALREADY_LOGGED_IN,
+        ErrorCode.TOO_MANY_ATTEMPTS,
+    }
 )
 _MAX_NAME_TAKEN_RETRIES = 5  # our own dropped connection may hold the name a little while
 _CHECK_CLOCK_EVERY = 64  # events handled between clock reads in ``drain``
@@ -61,13 +67,6 @@ class State(enum.Enum):
     LOGGING_IN = "logging in"
     ONLINE = "online"
     WAITING = "waiting to reconnect"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectFailed:
-    """The connect thread could not open the socket; ``reason`` is for a person."""
-
-    reason: str
 
 
 @dataclass(slots=True)
@@ -96,7 +95,12 @@ class SessionListener(Protocol):
 
     def session_state(self, state: State, detail: str) -> None: ...
 
-    def login_failed(self, reason: str) -> None: ...
+    def login_failed(self, reason: str, error: ErrorResponse | None) -> None:
+        """The first login failed: ``error`` is the server's refusal (its ``code`` and
+        ``field`` say which field is wrong), None when the connection itself failed."""
+
+    def registered(self, password: str) -> None:
+        """The server accepted ``register``: the name now needs ``password``."""
 
     def logged_in(self, first: bool) -> None: ...
 
@@ -133,11 +137,15 @@ class Session:
         self.backoff = backoff or Backoff()
         self.connect_timeout = connect_timeout
         self.login_timeout = login_timeout
-        self.events: queue.Queue[tuple[int, ClientEvent | ConnectFailed]] = queue.Queue()
+        self.events: queue.Queue[tuple[int, ClientEvent]] = queue.Queue()
         self.state = State.DISCONNECTED
         self.host = ""
         self.port = 0
         self.name = ""
+        self.password: str | None = None  # the registered name's (PROTOCOL.md, register)
+        self.server_password: str | None = None
+        self._registering: str | None = None  # sent in ``register``, not yet answered
+        self.tls: TLSOptions | None = None  # how TLS is checked; None: plaintext
         self.users: list[str] = []
         self.pending: OrderedDict[str, Pending] = OrderedDict()
         self._client: Client | None = None
@@ -153,11 +161,23 @@ class Session:
         self._expect_history = False
 
     # ------------------------------------------------------------ user actions
-    def connect(self, host: str, port: int, name: str) -> None:
+    def connect(
+        self,
+        host: str,
+        port: int,
+        name: str,
+        password: str | None = None,
+        server_password: str | None = None,
+        *,
+        tls: TLSOptions | None = None,
+    ) -> None:
         """Start a new conversation (from the connect screen): fresh history, no retries
-        until the first login succeeded."""
+        until the first login succeeded.  The passwords go with every login, reconnects too.
+        ``tls``: connect with TLS, checked as it says."""
         self.close()
         self.host, self.port, self.name = host, port, name
+        self.password, self.server_password = password, server_password
+        self.tls = tls
         self._ever_online = False
         self._attempt = 0
         self._name_taken = 0
@@ -197,6 +217,19 @@ class Session:
         else:
             self.listener.show_error("not connected")
 
+    def register(self, password: str) -> bool:
+        """Register the name with ``password`` (or, if it logged in with one, change it to
+        ``password``).  False when not online."""
+        if self._client is None or self.state is not State.ONLINE:
+            self.listener.show_error("not connected: connect to a server first")
+            return False
+        if self.password is None:
+            self._client.register(password)
+        else:
+            self._client.register(self.password, new_password=password)
+        self._registering = password
+        return True
+
     def logout(self) -> None:
         """Say goodbye politely (the server closes), then forget the connection."""
         client = self._client
@@ -211,14 +244,8 @@ class Session:
         self._cancel_retry()
         self._generation += 1
         client, self._client = self._client, None
-        if client is not None:
-            if wait_for_logout:
-                # The writer sends one request per write; give the logout a moment to go out.
-                threading.Thread(
-                    target=_close_after_logout, args=(client,), name="tkchat-logout", daemon=True
-                ).start()
-            else:
-                client.disconnect()
+        if client is not None and not wait_for_logout:
+            client.disconnect()  # after a logout the client closes by itself once answered
         if self.state is not State.DISCONNECTED:
             self._set_state(State.DISCONNECTED, "disconnected")
 
@@ -241,7 +268,7 @@ class Session:
                 break
         return not self.events.empty()
 
-    def _handle(self, event: ClientEvent | ConnectFailed) -> None:
+    def _handle(self, event: ClientEvent) -> None:
         if isinstance(event, MessageResponse):
             self._on_message(event.message, from_history=False)
             if self.state is State.LOGGING_IN:
@@ -253,11 +280,11 @@ class Session:
         elif isinstance(event, ErrorResponse):
             self._on_error(event)
         elif isinstance(event, Connected):
-            self._on_connected()
+            self._on_connected(event)
         elif isinstance(event, Disconnected):
             self._on_disconnected(event.reason)
         else:
-            self._on_connect_failed(event.reason)
+            self._on_connect_failed(event.reason, event.final)
 
     # ------------------------------------------------------------ connection
     def _open_connection(self) -> None:
@@ -268,30 +295,19 @@ class Session:
         def on_event(event: ClientEvent) -> None:  # runs on the client's threads
             events.put((generation, event))
 
-        client = Client(self.host, self.port, on_event, connect_timeout=self.connect_timeout)
+        client = Client(
+            self.host, self.port, on_event, connect_timeout=self.connect_timeout, tls=self.tls
+        )
         self._client = client
         self._set_state(State.CONNECTING, f"connecting to {self.host}:{self.port}")
-        threading.Thread(
-            target=self._connect_worker,
-            args=(client, generation),
-            name="tkchat-connect",
-            daemon=True,
-        ).start()
+        client.run()  # connects on the client's own thread; Connected or ConnectFailed follow
 
-    def _connect_worker(self, client: Client, generation: int) -> None:
-        """Runs on its own thread: open the socket (may block), then only ``put``."""
-        try:
-            client.run()
-        except ConnectionError as exc:
-            self.events.put((generation, ConnectFailed(str(exc))))
-            return
-        if generation != self._generation:  # given up on while connecting
-            client.disconnect()
-
-    def _on_connected(self) -> None:
+    def _on_connected(self, event: Connected) -> None:
         assert self._client is not None
+        if event.tls is not None and (event.tls.trust == "first use" or not self._ever_online):
+            self.listener.show_info(event.tls.describe())  # a first-use pin: compare it
         self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
-        self._client.login(self.name)
+        self._client.login(self.name, self.password, self.server_password)
         generation = self._generation
         self._start_timer(self.login_timeout, lambda: self._login_timed_out(generation))
 
@@ -305,30 +321,34 @@ class Session:
         )
         self._connection_lost(reason)
 
-    def _on_connect_failed(self, reason: str) -> None:
+    def _on_connect_failed(self, reason: str, final: bool = False) -> None:
         self._client = None
+        if final:  # e.g. a changed certificate: retrying would only repeat the warning
+            self._ever_online = False
         self._connection_lost(reason)
 
     def _on_disconnected(self, reason: str) -> None:
         self._client = None
         self._connection_lost(reason)
 
-    def _connection_lost(self, reason: str) -> None:
-        """The socket is gone (or never came): retry if we had been online, else give up."""
+    def _connection_lost(self, reason: str, refusal: ErrorResponse | None = None) -> None:
+        """The socket is gone (or never came), or the server refused the login
+        (``refusal``): retry if we had been online, else give up."""
         self._cancel_timer()
         self._cancel_retry()  # the reconnect resends everything pending anyway
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
         self._generation += 1
+        self._registering = None
         if not self._ever_online:
-            if self.state is State.LOGGING_IN and "KTN" not in reason:
+            if refusal is None and self.state is State.LOGGING_IN and "KTN" not in reason:
                 # Connected, then nothing sensible: most likely not a chat server at all.
                 reason += (
                     f" before answering the login. Is {self.host}:{self.port} a KTN chat server?"
                 )
             self._set_state(State.DISCONNECTED, reason)
-            self.listener.login_failed(reason)
+            self.listener.login_failed(reason, refusal)
             return
         delay = self.backoff.delay(self._attempt)
         self._attempt += 1
@@ -348,7 +368,8 @@ class Session:
         self._ever_online = True
         self._attempt = 0
         self._name_taken = 0
-        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port} as {self.name}")
+        how = " over TLS" if self.tls is not None else ""
+        self._set_state(State.ONLINE, f"connected to {self.host}:{self.port}{how} as {self.name}")
         self.listener.logged_in(first)
         if not self._expect_history:
             self._resend_pending()
@@ -367,6 +388,10 @@ class Session:
             self.listener.show_info(info.text)
             self._went_online()
             return
+        if self._registering is not None and info.event is None and info.users is None:
+            # The answer to ``register`` (answers come in order; names answers have users).
+            self.password, self._registering = self._registering, None
+            self.listener.registered(self.password)
         if info.event in (Event.JOIN, Event.LEAVE) and info.user:
             verb = "joined" if info.event == Event.JOIN else "left"
             self.listener.show_info(f"{info.user} {verb} the chat")
@@ -392,6 +417,13 @@ class Session:
         if error.code == ErrorCode.RATE_LIMITED and self.pending:
             self._rate_limited()
             return
+        if self._registering is not None and error.code in (
+            ErrorCode.BAD_REQUEST,
+            ErrorCode.AUTH_FAILED,
+            ErrorCode.UNAVAILABLE,
+            ErrorCode.UNKNOWN_REQUEST,
+        ):
+            self._registering = None  # the register was refused; the old password holds
         self.listener.show_error(error.text or "the server reported an error")
 
     def _rate_limited(self) -> None:
@@ -426,7 +458,7 @@ class Session:
         reason = error.text or "the server refused the login"
         if not self._ever_online or error.code in _FINAL_LOGIN_ERRORS:
             self._ever_online = False
-            self._connection_lost(reason)
+            self._connection_lost(reason, error)
             return
         # On a reconnect the server may not have noticed our old connection dropping yet.
         self._name_taken += 1
@@ -502,11 +534,3 @@ class Session:
             except Exception:  # the widget may already be gone at shutdown
                 pass
             self._timer = None
-
-
-def _close_after_logout(client: Client) -> None:
-    """Give the writer a moment to send ``logout`` before the socket is shut."""
-    deadline = time.monotonic() + 0.5
-    while client.connected and time.monotonic() < deadline:
-        time.sleep(0.02)
-    client.disconnect()

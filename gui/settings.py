@@ -38,6 +38,11 @@ class Settings:
     theme: str = "system"  # "system" follows the desktop's light/dark setting
     font_size: int = 11
     scrollback: int = 5000  # messages kept in the pane; older ones are trimmed
+    # Whether "Remember passwords" is ticked; the passwords themselves are only ever in the
+    # OS keychain (gui/secrets.py), never in this file.
+    remember_passwords: bool = False
+    tls: bool = False  # the connect screen's "Use TLS"
+    ca_file: str = ""  # with TLS: a CA certificate to trust besides the system's
 
     @classmethod
     def load(cls, directory: Path) -> Settings:

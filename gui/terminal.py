@@ -11,6 +11,7 @@ import io
 import logging
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
 from common.protocol import (
@@ -22,7 +23,9 @@ from common.protocol import (
 )
 from gui.client import Client
 from gui.display import local_clock, printable
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.settings import default_config_dir
+from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 COMMANDS = ("login", "msg", "names", "help", "logout")
 
@@ -46,8 +49,11 @@ def format_event(event: ClientEvent) -> list[str]:
         lines.append("--- end of history ---")
         return lines
     if isinstance(event, Connected):
-        return [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
-    if isinstance(event, Disconnected):
+        lines = [f"* connected to {event.host}:{event.port}; type 'login NAME' (or 'help')"]
+        if event.tls is not None:
+            lines.insert(0, f"* {event.tls.describe()}")
+        return lines
+    if isinstance(event, Disconnected | ConnectFailed):
         return [f"* {event.reason}"]
     raise AssertionError(f"unhandled event {event!r}")
 
@@ -129,6 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--classic", action="store_true", help="log in as a classic KTN client (no client id)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS: a CA-signed certificate is verified, a self-signed one is "
+        "trusted on first use and pinned (a changed one is refused)",
+    )
+    parser.add_argument(
+        "--ca-file", default=None, help="with --tls: also trust this CA certificate (PEM)"
+    )
+    parser.add_argument(
+        "--known-hosts",
+        type=Path,
+        default=default_config_dir() / KNOWN_HOSTS_FILE,
+        help="with --tls: pinned self-signed servers (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     # A console that cannot show a character (or a lone surrogate from a server) must not
     # raise in the receiver thread: show an escape instead.
@@ -144,16 +165,28 @@ def main(argv: list[str] | None = None) -> int:
             session.on_event(event)
         else:
             print_formatted_message(event)
-        if isinstance(event, Disconnected):
+        if isinstance(event, ConnectFailed):
+            failed.append(event.reason)
+        if isinstance(event, Connected | ConnectFailed):
+            settled.set()
+        if isinstance(event, Disconnected | ConnectFailed):
             done.set()
 
     client_id = None if args.classic else "tkchat-terminal/1.0"
-    client = Client(args.host, args.port, on_event, client_id=client_id)
+    tls = TLSOptions(KnownHosts(args.known_hosts), args.ca_file) if args.tls else None
+    client = Client(args.host, args.port, on_event, client_id=client_id, tls=tls)
     session = TerminalSession(client)
+    failed: list[str] = []
+    settled = threading.Event()
+    client.run()  # connects on the client's thread: Connected or ConnectFailed follows
     try:
-        client.run()
-    except ConnectionError as exc:
-        print(f"! {exc}", file=sys.stderr)
+        while not settled.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
+            pass
+    except KeyboardInterrupt:
+        client.disconnect(2.0)
+        return 1
+    if failed:
+        print(f"! {failed[0]}", file=sys.stderr)
         return 1
     # Input is read on its own thread, so that the program also ends when the server closes
     # the connection while the person is not typing (a shutdown, a logout elsewhere).
@@ -166,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        client.disconnect()
+        client.disconnect(2.0)
     return 0
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.history import StoreError
+from server.logsafe import SafeFormatter
+from server.tls import TLSConfigError
 
 log = logging.getLogger("server")
 
@@ -53,10 +60,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="connections open at once; more are refused (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-per-address",
+        type=int,
+        default=defaults.max_per_address,
+        help="connections open at once from one address (IPv6: one /64); more are refused, "
+        "so one address can never fill the server; 0 = no cap (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--address-rate",
+        type=float,
+        default=defaults.address_rate,
+        help="requests of any kind per second from one address, after a burst; "
+        "0 = no limit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--address-burst",
+        type=int,
+        default=defaults.address_burst,
+        help="requests one address may send at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--login-rate",
+        type=float,
+        default=defaults.login_rate,
+        help="logins per second from one address, after a burst; 0 = no limit "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--login-burst",
+        type=int,
+        default=defaults.login_burst,
+        help="logins one address may send at once (default: %(default)s)",
+    )
+    parser.add_argument(
         "--login-timeout",
         type=float,
         default=defaults.login_timeout,
         help="seconds a connection may stay without logging in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout,
+        help="seconds of silence after which a TkChat client (they ping when quiet) is "
+        "closed; classic clients never are; 0 = never (default: %(default)s)",
     )
     parser.add_argument(
         "--rate-limit",
@@ -85,15 +132,100 @@ def build_parser() -> argparse.ArgumentParser:
         " most unread are dropped first (default: %(default)s, 256 MiB)",
     )
     parser.add_argument(
-        "--password", default=None, help="require this password on login (default: none)"
+        "--keep-days",
+        type=_positive(float),
+        default=None,
+        help="delete messages older than this many days (default: keep everything)",
+    )
+    parser.add_argument(
+        "--keep-messages",
+        type=_positive(int),
+        default=None,
+        help="keep only this many newest messages (default: keep everything)",
+    )
+    parser.add_argument(
+        "--server-password-file",
+        metavar="FILE",
+        default=None,
+        help="require the password in FILE (its first line) on every login; or set "
+        f"{PASSWORD_ENV}. Never given on the command line: every local user can read that "
+        "(default: no server password)",
+    )
+    # Gone: a password on the command line is in `ps` and /proc/PID/cmdline for everyone.
+    parser.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        default=None,
+        help="PEM certificate (chain): the port then speaks TLS only (1.2 or newer)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        default=None,
+        help="PEM private key for --tls-cert (default: read from the --tls-cert file)",
+    )
+    parser.add_argument(
+        "--plain-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="with TLS, also accept plaintext on port P, for classic KTN programs (default: none)",
+    )
+    parser.add_argument(
+        "--tls-handshake-timeout",
+        type=_positive(float),
+        default=defaults.tls_handshake_timeout,
+        help="seconds a connection may take to finish the TLS handshake (default: %(default)s)",
     )
     parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log; DEBUG shows every request (default: %(default)s)",
+        help="how much to log; DEBUG shows every request and answer (default: %(default)s)",
     )
     return parser
+
+
+PASSWORD_ENV = "TKCHAT_SERVER_PASSWORD"
+
+
+class _RefusedPassword(argparse.Action):
+    """``--password VALUE`` ends the program with a message saying what to use instead."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        kwargs["nargs"] = "?"
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--password is not accepted: a password on the command line is visible to every "
+            f"user of this computer (ps). Set the environment variable {PASSWORD_ENV}, or put "
+            "the password in a file readable only by you and pass --server-password-file FILE."
+        )
+
+
+def server_password(args: argparse.Namespace) -> str | None:
+    """The server-wide password from --server-password-file or the environment, or None.
+
+    ``ValueError`` says, for a person, why a password file cannot be used."""
+    path = args.server_password_file
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as file:
+                password = file.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the server password file {path}: {exc}") from exc
+        if not password:
+            raise ValueError(f"the server password file {path} is empty")
+        return password
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -103,25 +235,95 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         db=args.db,
         history_size=args.history_size,
         max_connections=args.max_connections,
+        max_per_address=args.max_per_address,
+        address_rate=args.address_rate,
+        address_burst=args.address_burst,
+        login_rate=args.login_rate,
+        login_burst=args.login_burst,
         login_timeout=args.login_timeout,
+        idle_timeout=args.idle_timeout,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         max_queue_bytes=args.max_queue_bytes,
+        keep_days=args.keep_days,
+        keep_messages=args.keep_messages,
+        password=server_password(args),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        plain_port=args.plain_port,
+        tls_handshake_timeout=args.tls_handshake_timeout,
         max_total_queue_bytes=args.max_total_queue_bytes,
-        password=args.password,
     )
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number above zero of ``kind``."""
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0: {text}")
+        return value
+
+    return convert
+
+
+def prepare_db(db: str) -> str | None:
+    """Make the history file's folder (0700) and the file (0600), private to this user.
+
+    Returns a sentence for the user when that cannot be done (None when all is well).  Runs
+    before the store opens, so that SQLite finds a file it may use and nobody else may read,
+    and so a ``--db`` under a regular file is reported as what it is (SQLite's own message
+    was "cannot listen ... File exists").
+    """
+    if db == ":memory:" or db.startswith("file:"):
+        return None
+    path = Path(db).expanduser()
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"--db {db}: {parent} is a file, not a folder; pick another path"
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.is_dir():
+            return f"--db {db} is a folder; give a file name inside it"
+        # O_CREAT with 0600: a new history file is private from its first byte (SQLite's
+        # -wal and -shm files take the same mode).  An existing file keeps its mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        return f"--db {db}: cannot create it: {exc.strerror or exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    config = config_from_args(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tls_key and not args.tls_cert:
+        parser.error("--tls-key needs --tls-cert")
+    if args.plain_port is not None and not args.tls_cert:
+        parser.error("--plain-port is for a TLS server (with --tls-cert); the port is plaintext")
+    handler = logging.StreamHandler(sys.stderr)
+    # Peer-supplied text is escaped at each call site too; this catches any that is not.
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    problem = prepare_db(config.db)
+    if problem is not None:
+        log.error("cannot start: %s", problem)
+        return 2
     try:
         server = ChatServer(config)
+    except (TLSConfigError, StoreError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except OSError as exc:
         log.error(
             "cannot listen on %s:%d: %s. Is another server running there? "
@@ -144,13 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     where = "every interface" if config.host in ("", "0.0.0.0", "::") else config.host
     log.info(
-        "TkChat server listening on %s:%d (%s); history in %s (%d messages stored)",
+        "TkChat server listening on %s:%d (%s%s); history in %s (%d messages stored)",
         config.host,
         server.port,
         where,
+        ", TLS only" if server.tls_context is not None else "",
         config.db,
         server.store.count(),
     )
+    if config.password is not None:
+        log.info("every login needs the server password (server_password)")
+    if server.plain_port is not None:
+        log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
     server.start()
     while not stop.wait(0.5):
         pass

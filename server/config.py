@@ -8,6 +8,7 @@ from pathlib import Path
 import platformdirs
 
 from common.protocol import DEFAULT_PORT
+from server.limits import AddressPolicy
 
 
 def default_db_path() -> Path:
@@ -22,7 +23,18 @@ class ServerConfig:
     db: str = ":memory:"
     history_size: int = 100
     max_connections: int = 1000
-    login_timeout: float = 30.0
+    # Per address (server/limits.py): one address can never fill the server, nor flood it by
+    # reconnecting under new names.  0 turns a limit off.
+    max_per_address: int = 20
+    address_rate: float = 100.0  # requests of any kind per second, after a burst
+    address_burst: int = 400
+    login_rate: float = 2.0  # logins per second, after a burst
+    login_burst: int = 20
+    # Sockets that never log in are closed after this long (they hold a connection slot).
+    login_timeout: float = 10.0
+    # A TkChat client (it sent "client") pings after 60 s of quiet; one silent this long is
+    # gone (its network vanished) and frees its name.  Classic clients never time out.
+    idle_timeout: float = 300.0
     # A user may send rate_burst messages at once, then rate_limit per second (0: no limit).
     # Far above what a person types, so a paste, a reconnect resending what was pending, or a
     # bridge never hits it; a flood does, and gets ``rate_limited`` (connection kept).
@@ -31,5 +43,33 @@ class ServerConfig:
     max_queue_bytes: int = 1024 * 1024  # unread output per connection before it is dropped
     # Unread output of all connections together; past it the largest backlogs are dropped.
     max_total_queue_bytes: int = 256 * 1024 * 1024
+    # The server-wide password (``server_password`` on login); from TKCHAT_SERVER_PASSWORD or
+    # --server-password-file, never a bare command-line value (see server/__main__.py).
     password: str | None = None
+    # Failed password logins from one address: answered after login_delay_first seconds,
+    # doubling up to login_delay_max (server/accounts.py, LoginGuard).
+    login_delay_first: float = 1.0
+    login_delay_max: float = 30.0
+    # TLS (PROTOCOL.md, TLS): with a certificate and key the port speaks TLS only;
+    # ``plain_port`` also opens a plaintext port for classic KTN programs (never by default).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    plain_port: int | None = None
+    tls_handshake_timeout: float = 10.0
     shutdown_flush_seconds: float = 2.0
+    # Retention: None keeps everything; a prune runs at start and every retention_interval s.
+    keep_days: float | None = None
+    keep_messages: int | None = None
+    retention_interval: float = 600.0
+    # Seconds a commit waits for another program holding the history file before the senders
+    # get ``unavailable`` (they resend later with the same nonce).
+    busy_timeout: float = 1.0
+
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy(
+            max_connections=self.max_per_address,
+            request_rate=self.address_rate,
+            request_burst=self.address_burst,
+            login_rate=self.login_rate,
+            login_burst=self.login_burst,
+        )

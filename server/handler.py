@@ -1,10 +1,17 @@
 """``ClientHandler``: one connection, from accept to close.
 
-The handler's thread (one per connection, from ``socketserver.ThreadingMixIn``) is the only
+The handler's thread (one per connection, started by ``ChatServer.process_request``) is the only
 reader of its socket.  Everything it says goes through ``send``, which queues encoded bytes on
 its own ``Outbox``; the room delivers broadcasts the same way, so no thread ever writes to a
 socket it does not own and no client can block another.  Cleanup (leave event, closing the
 outbox) is in ``finish``, so it runs however ``handle`` ends.
+
+Limits (server/limits.py): every request, whatever its kind, first takes a token from its
+address's bucket (``parse_request``); logins also take one from the address's login bucket, and
+messages one from the user's own bucket.  Past any of them: ``rate_limited``, connection kept.
+Liveness: TCP keepalive on every connection (it ends the dead connections of classic clients,
+which never ping); a TkChat client silent past ``--idle-timeout`` is closed.  Everything a peer
+sent that reaches the log goes through ``logsafe.clean``.
 """
 
 from __future__ import annotations
@@ -13,23 +20,35 @@ import hmac
 import logging
 import socket
 import socketserver
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from common.decoder import DecodeError, StreamDecoder
-from common.message import Message
+from common.message import GENERAL_ROOM, Message
 from common.protocol import (
     CLASSIC_HISTORY_BYTES,
+    DEFAULT_SEARCH,
     MAX_MESSAGE_CHARS,
     MAX_NONCE_CHARS,
     MAX_OBJECT_BYTES,
+    MAX_PAGE,
+    MAX_SEARCH,
+    RESERVED_NAMES,
+    AuthField,
     ErrorCode,
+    Event,
     MessageParser,
     is_valid_username,
+    room_name,
 )
+from server.accounts import AccountsUnavailable, password_problem
+from server.limits import TokenBucket, address_key
+from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
 from server.outbox import recv_within
-from server.room import NameTaken
+from server.room import NameTaken, Refused
+from server.tls import ServerTLS
 
 if TYPE_CHECKING:
     from server.app import ChatServer
@@ -41,33 +60,48 @@ HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content"
   msg <text>     send a message (1-4000 characters) to everyone logged in
   names          list who is logged in
   help           show this text
+  logout         log out and close the connection
+TkChat clients also have rooms, direct messages, older history and search:
+  join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
+  history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
+  register       {"request": "register", "password": P}: from now on logging in as this
+                 name needs P (8-256 characters); add "new_password" to change it
+  help           show this text
+  ping           check the connection (answered with a "pong" info)
   logout         log out and close the connection"""
 
 _RECV_BYTES = 65536
 CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
 CLASSIC_HISTORY_DELAY = 0.1  # between a classic client's login info and its history
 _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must keep a timeout
+# TCP keepalive: first probe after a minute of silence, then every 10 s, 5 unanswered = dead.
+KEEPALIVE_IDLE_SECONDS = 60
+KEEPALIVE_INTERVAL_SECONDS = 10
+KEEPALIVE_PROBES = 5
+# Tokens a ``names`` answer costs per KiB of users beyond the first token (see parse_names).
+_NAMES_BYTES_PER_TOKEN = 1024
+
+RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
 
 
-class RateLimiter:
-    """Token bucket: ``burst`` messages at once, then ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = float(max(1, burst))
-        self._tokens = self.burst
-        self._stamp = time.monotonic()
-
-    def allow(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+def enable_keepalive(sock: socket.socket) -> None:
+    """Turn on TCP keepalive with the timings above, where the OS has the knobs."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:
+        return
+    # TCP_KEEPALIVE is macOS's name for TCP_KEEPIDLE.
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for option, value in (
+        (idle, KEEPALIVE_IDLE_SECONDS),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL_SECONDS),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+    ):
+        if option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
 
 
 class ClientHandler(socketserver.BaseRequestHandler):
@@ -80,43 +114,71 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self._name: str | None = None
         self.classic = False
+        # True once this connection proved a registered name with its password (login or
+        # register): only then may it read back what that name was sent privately.
+        self.proven: bool = False
+        self._closing = threading.Event()  # set by ``close``: ends a login delay early
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
+        self.address = address_key(str(self.client_address[0]))  # what the limits count
+        self.client: str | None = None  # the login's "client" string (None: classic)
         self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
         config = self.server.config
-        self._limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self._limiter = TokenBucket(config.rate_limit, config.rate_burst)
         try:
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
         # From here on the socket is non-blocking: read it with recv_within (server/outbox.py).
+        enable_keepalive(self.request)
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # TLS between the socket and everything above it, on a TLS port (server/tls.py).
+        self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
         log.info("connect from %s", self.peer)
 
     def handle(self) -> None:
+        """Read and dispatch requests until the peer closes, logs out, times out or is closed.
+
+        Before login the connection has ``--login-timeout`` in all.  After it, a TkChat client
+        (it sent ``"client"``; it pings when quiet) silent for ``--idle-timeout`` is gone; a
+        classic client only ever ends by closing or by TCP keepalive.
+        """
         config = self.server.config
         sock = self.request
         deadline = time.monotonic() + config.login_timeout
+        heard = time.monotonic()
         while self.is_open():
+            now = time.monotonic()
             if self._name is None:
-                left = deadline - time.monotonic()
+                left = deadline - now
                 if left <= 0:
-                    self.send(
-                        MessageParser.error(
-                            ErrorCode.LOGIN_TIMEOUT,
-                            f"no login within {config.login_timeout:g} seconds; closing",
-                        )
+                    self._close_with(
+                        ErrorCode.LOGIN_TIMEOUT,
+                        f"no login within {config.login_timeout:g} seconds; closing",
+                        "closed: no login in time (--login-timeout)",
                     )
-                    log.info("%s: closed, no login within %gs", self.peer, config.login_timeout)
                     return
                 timeout = left
+            elif self.client is not None and config.idle_timeout > 0:
+                left = heard + config.idle_timeout - now
+                if left <= 0:
+                    self._close_with(
+                        ErrorCode.IDLE_TIMEOUT,
+                        f"nothing heard for {config.idle_timeout:g} seconds; closing",
+                        "closed: silent too long (--idle-timeout)",
+                    )
+                    return
+                timeout = min(left, _IDLE_POLL_SECONDS)
             else:
                 timeout = _IDLE_POLL_SECONDS
             try:
-                data = recv_within(sock, _RECV_BYTES, timeout)
+                if self.tls is None:
+                    data = recv_within(sock, _RECV_BYTES, timeout)
+                else:
+                    data = self.tls.recv(sock, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -124,12 +186,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 return
             if not data:
                 return
+            heard = time.monotonic()
             for item in self._decoder.feed(data):
                 if isinstance(item, DecodeError):
-                    self.send(MessageParser.error(item.code, item.text))
                     if item.fatal:
-                        log.warning("%s: %s; closing", self.who, item.text)
+                        self.send(MessageParser.error(item.code, item.text))
+                        log.warning("%s: %s; closing", self.who, clean(item.text))
                         return
+                    if self._within_address_limit():
+                        self.send(MessageParser.error(item.code, item.text))
                     continue
                 self.parse_request(item)
                 if not self.is_open():
@@ -142,9 +207,16 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
+        if self.tls is not None:
+            self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
         log.info("disconnect %s", self.peer)
+
+    def _close_with(self, code: str, text: str, summary: str) -> None:
+        """Tell the client why, log it (summarised: a flood of these is one line per window)."""
+        self.send(MessageParser.error(code, text))
+        self.server.warnings.note(summary, logging.INFO, "%s: %s", self.who, summary)
 
     def is_open(self) -> bool:
         """False once logout or ``close`` ended the conversation."""
@@ -153,18 +225,25 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def close(self) -> None:
         """End this connection from another thread: the reader wakes up and ``finish`` runs."""
         self._open = False
+        self._closing.set()
         self.outbox.kick()
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``Room.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
         self._put(MessageParser.encode(payload))
 
     def _put(self, data: bytes) -> None:
-        """The one way bytes for this connection enter its outbox."""
-        self.outbox.put(data)
+        """The one way bytes for this connection enter its outbox (on a TLS connection,
+        encrypted for it first: server/tls.py)."""
+        if self.tls is None:
+            self.outbox.put(data)
+        else:
+            self.tls.send(data)
 
     # ----------------------------------------------------------- Member API
     @property
@@ -186,14 +265,16 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._put(data)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
+        # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the
+        # writer, which needs that lock; see the lock order in server/room.py).
         name = self._name
-        self.send(
+        self._answer(
             MessageParser.info(
                 f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
             )
         )
         if not self.classic:
-            self.send(MessageParser.history_within(history, MAX_OBJECT_BYTES))
+            self._answer(MessageParser.history_within(history, MAX_OBJECT_BYTES))
             return
         # A classic program reads the history with recv(1024) after a moment: small objects,
         # paced like everything else it gets (PROTOCOL.md, Classic clients).
@@ -201,16 +282,43 @@ class ClientHandler(socketserver.BaseRequestHandler):
         for chunk in MessageParser.history_chunks(history, CLASSIC_HISTORY_BYTES):
             self._put(MessageParser.encode(chunk))
 
+    def joined(self, room: str, users: list[str], history: list[Message]) -> None:
+        # Under the room's lock, like ``welcome``.
+        self._answer(
+            MessageParser.info(
+                f"You joined {room}. Members: {in_words(users)}",
+                event=Event.JOINED,
+                room=room,
+                users=users,
+            )
+        )
+        answer = MessageParser.history_within(history, MAX_OBJECT_BYTES - _KEYS_ROOM)
+        answer["room"] = room
+        self._answer(answer)
+
+    def _answer(self, payload: dict[str, Any]) -> None:
+        """Queue a response now, without waiting for this client's queued posts."""
+        self._put(MessageParser.encode(payload))
+
     # ------------------------------------------------------------- requests
     def parse_request(self, payload: dict[str, Any]) -> None:
-        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests)."""
+        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests).
+
+        Every request, of any kind and valid or not, first takes a token from its address's
+        bucket (server/limits.py): past it the answer is ``rate_limited`` and nothing else
+        happens, so a new request kind is limited without doing anything for it.
+        """
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s -> %s", self.who, clean(redacted(payload)))
+        if not self._within_address_limit():
+            return
         request = payload.get("request")
         if not isinstance(request, str):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: "request" must be a string')
             return
         handler = self._REQUESTS.get(request)
         if handler is None:
-            shown = request if len(request) <= 40 else request[:40] + "..."
+            shown = request if len(request) <= NAME_CHARS else request[:NAME_CHARS] + "..."
             self._error(ErrorCode.UNKNOWN_REQUEST, f"unknown request {shown!r}; try 'help'")
             return
         content = payload.get("content")
@@ -227,15 +335,36 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if content is None or (client is not None and not isinstance(client, str)):
             self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
             return
-        if not self._password_ok(payload.get("password")):
-            self._error(ErrorCode.AUTH_FAILED, "wrong or missing password")
-            return
-        if not self.valid_username(content):
+        if not self.server.limits.allow_login(self.address):
             self._error(
-                ErrorCode.INVALID_USERNAME,
-                "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
+                ErrorCode.RATE_LIMITED,
+                "slow down: too many logins from your address; try again in a few seconds",
             )
             return
+        guard = self.server.login_guard
+        if guard.refused(self.client_address[0]):
+            self._too_many_attempts()
+            return
+        if not self._password_ok(payload.get("server_password")):
+            self._auth_failed(AuthField.SERVER_PASSWORD, content)
+            return
+        if not self.valid_username(content):
+            reserved = isinstance(content, str) and content.lower() in RESERVED_NAMES
+            self._error(
+                ErrorCode.INVALID_USERNAME,
+                f"the name {content} is reserved (it would read as the server speaking)"
+                if reserved
+                else "invalid username: use 1-32 letters (A-Z, a-z) or digits (0-9)",
+            )
+            return
+        # The password before the name's availability: without it nobody learns whether a
+        # registered user is online.
+        proven = False
+        if self.server.accounts.is_registered(content):
+            if not self.server.accounts.verify(content, payload.get("password")):
+                self._auth_failed(AuthField.PASSWORD, content)
+                return
+            proven = True
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -244,14 +373,75 @@ class ClientHandler(socketserver.BaseRequestHandler):
             # A classic client decodes each recv() as one object: a moment between objects
             # keeps a burst (a batch of echoes, say) from arriving in one read.
             self.outbox.gap = CLASSIC_GAP_SECONDS
+        self.client = client
         self._name = content
+        self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
             self._name = None
+            self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
-        log.info("login %s (%s, %s)", content, self.peer, client or "classic client")
+        log.info(
+            "login %s (%s, %s%s)",
+            content,
+            self.peer,
+            "classic client" if client is None else clean(client, CLIENT_CHARS),
+            ", registered" if proven else "",
+        )
+
+    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Register the logged-in name with ``password``, or change its password (the old one
+        as ``password``, the new one as ``new_password``)."""
+        name = self._name
+        if name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return
+        password = payload.get("password")
+        new_password = payload.get("new_password")
+        accounts = self.server.accounts
+        registered = accounts.is_registered(name)
+        chosen = password if new_password is None else new_password
+        problem = password_problem(chosen)
+        if problem is not None:
+            key = "password" if new_password is None else "new_password"
+            self._error(ErrorCode.BAD_REQUEST, f'bad request: "{key}": {problem}')
+            return
+        if new_password is None and registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f"bad request: the name {name} is registered already; to change its password "
+                'send the current one as "password" and the new one as "new_password"',
+            )
+            return
+        if new_password is not None:
+            if not registered:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    f'bad request: the name {name} is not registered; send "password" alone '
+                    "to register it",
+                )
+                return
+            if not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
+        assert isinstance(chosen, str)
+        try:
+            accounts.set_password(name, chosen)
+        except AccountsUnavailable:
+            self._error(
+                ErrorCode.UNAVAILABLE, "the server cannot store the password now; try again later"
+            )
+            return
+        self.proven = True
+        if new_password is None:
+            log.info("register %s (%s)", name, self.peer)
+            text = f"The name {name} is registered: logging in as {name} needs this password."
+        else:
+            log.info("password changed for %s (%s)", name, self.peer)
+            text = f"The password of {name} is changed."
+        self.send(MessageParser.info(text))
 
     def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
         name = self._name
@@ -285,25 +475,233 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.BAD_REQUEST, problem)
             return
         assert content is not None
+        to = payload.get("to")
+        if to is not None:
+            if payload.get("room") is not None:
+                self._error(
+                    ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
+                )
+                return
+            if not is_valid_username(to):
+                self._error(ErrorCode.NO_SUCH_USER, 'no such user: "to" must be a username')
+                return
+            if self.classic:
+                self._error(
+                    ErrorCode.BAD_REQUEST,
+                    'direct messages need a client that sends "client" at login',
+                )
+                return
+        room = self._room_of(payload)
+        if room is None:
+            return
         if not self._limiter.allow():
             self._error(
                 ErrorCode.RATE_LIMITED, "slow down: too many messages; this one was not sent"
             )
             return
-        self.server.room.post(name, self, content, nonce)
+        try:
+            self.server.room.post(name, self, content, nonce, room=room, to=to)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
 
     def parse_names(self, content: str | None, payload: dict[str, Any]) -> None:
         if self._name is None:
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
-        users = self.server.room.names()
-        self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
+        room = self._room_of(payload)
+        if room is None:
+            return
+        try:
+            users = self.server.room.names(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        # The answer amplifies (40 bytes asked, 37 KB answered in a crowd of 1,000): it costs
+        # the address a token per KiB of names on top of the request's own.
+        extra = sum(len(user) + 4 for user in users) // _NAMES_BYTES_PER_TOKEN
+        if extra and not self._within_address_limit(extra):
+            return
+        if room == GENERAL_ROOM:
+            self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
+        else:
+            self.send(
+                MessageParser.info(f"Users in {room}: {in_words(users)}", users=users, room=room)
+            )
+
+    def parse_join(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        room = self._valid_room(content)
+        if room is None:
+            return
+        self.server.room.settle(self)  # earlier echoes first; ``enter`` answers under its lock
+        try:
+            self.server.room.enter(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+
+    def parse_part(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        room = self._valid_room(content)
+        if room is None:
+            return
+        self.server.room.settle(self)
+        try:
+            self.server.room.part(room, self)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        self.send(MessageParser.info(f"You left {room}.", event=Event.PARTED, room=room))
+
+    def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        rooms = self.server.room.rooms()
+        shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
+        more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
+        self.send(
+            MessageParser.info(
+                f"Rooms: {', '.join(shown)}{more}", rooms=MessageParser.rooms_list(rooms)
+            )
+        )
+
+    def parse_history(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        before = payload.get("before")
+        if before is not None and (not _is_int(before) or before < 1):
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "before" must be a message id')
+            return
+        limit = self._limit(payload, self.server.room.history_size, MAX_PAGE)
+        if limit is None:
+            return
+        other = payload.get("with")
+        try:
+            if other is not None:
+                if payload.get("room") is not None:
+                    self._error(
+                        ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
+                    )
+                    return
+                if not is_valid_username(other):
+                    self._error(ErrorCode.BAD_REQUEST, 'bad request: "with" must be a username')
+                    return
+                messages, more = self.server.room.direct_page(self, other, before, limit)
+                keys: dict[str, Any] = {"with": other}
+            else:
+                room = self._room_of(payload)
+                if room is None:
+                    return
+                messages, more = self.server.room.page(self, room, before, limit)
+                keys = {"room": room}
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        answer, cut = _fitting(messages)
+        answer.update(keys, before=before, more=more or cut)
+        self.send(answer)
+
+    def parse_search(self, content: str | None, payload: dict[str, Any]) -> None:
+        if not self._logged_in():
+            return
+        if (
+            content is None
+            or not content.strip()
+            or len(content) > MAX_SEARCH_CHARS
+            or not _is_unicode(content)
+        ):
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: search needs "content": WORDS (at most {MAX_SEARCH_CHARS}'
+                " characters of valid Unicode)",
+            )
+            return
+        limit = self._limit(payload, DEFAULT_SEARCH, MAX_SEARCH)
+        if limit is None:
+            return
+        room = None
+        if payload.get("room") is not None:
+            room = self._room_of(payload)
+            if room is None:
+                return
+        try:
+            found = self.server.room.search(self, content, room, limit)
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
+        answer, _ = _fitting(found)
+        answer["search"] = content
+        if room is not None:
+            answer["room"] = room
+        self.send(answer)
+
+    def _logged_in(self) -> bool:
+        """True when logged in; else answer ``not_logged_in``."""
+        if self._name is None:
+            self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
+            return False
+        return True
+
+    def _valid_room(self, given: object) -> str | None:
+        """The room a ``join``/``part`` names, or ``None`` after answering ``invalid_room``."""
+        room = room_name(given)
+        if room is None:
+            self._error(
+                ErrorCode.INVALID_ROOM,
+                "invalid room: use 1-32 letters, digits or '-', starting with a letter or digit",
+            )
+        return room
+
+    def _room_of(self, payload: dict[str, Any]) -> str | None:
+        """The ``"room"`` of a request (general when absent), or ``None`` after an error."""
+        given = payload.get("room")
+        if given is None:
+            return GENERAL_ROOM
+        return self._valid_room(given)
+
+    def _limit(self, payload: dict[str, Any], default: int, most: int) -> int | None:
+        """The ``"limit"`` of a request (at most ``most``), or ``None`` after an error."""
+        limit = payload.get("limit")
+        if limit is None:
+            return default
+        if not _is_int(limit) or limit < 1:
+            self._error(ErrorCode.BAD_REQUEST, 'bad request: "limit" must be a positive integer')
+            return None
+        return min(int(limit), most)
 
     def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
         self.send(MessageParser.info(HELP_TEXT))
 
+    def parse_ping(self, content: str | None, payload: dict[str, Any]) -> None:
+        """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
+        self.send(MessageParser.info("", event=Event.PONG))
+
+    def _auth_failed(self, field: AuthField, name: str) -> None:
+        """A wrong or missing password: answered late (``LoginGuard``), or with
+        ``too_many_attempts`` and a close once this address failed too often."""
+        verdict = self.server.login_guard.failed(self.client_address[0], name, field.value)
+        if verdict.refused:
+            self._too_many_attempts()
+            return
+        # Slept on this connection's own thread: no other client waits; ``close`` ends it.
+        self._closing.wait(verdict.delay)
+        if field is AuthField.SERVER_PASSWORD:
+            text = "this server needs a password: wrong or missing server password"
+        else:
+            text = f"the name {name} is registered: wrong or missing password"
+        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+
+    def _too_many_attempts(self) -> None:
+        self._error(
+            ErrorCode.TOO_MANY_ATTEMPTS,
+            "too many failed password logins from your address; try again in a few minutes",
+        )
+        self._open = False
+
     def _password_ok(self, given: object) -> bool:
-        """Constant-time check against ``--password`` (no server password: anyone may join)."""
+        """Constant-time check of ``server_password`` against the server-wide password
+        (none set: anyone may join)."""
         expected = self.server.config.password
         if expected is None:
             return True
@@ -312,14 +710,30 @@ class ClientHandler(socketserver.BaseRequestHandler):
         return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
     def valid_username(self, name: str) -> bool:
-        return is_valid_username(name)
+        """1-32 ASCII letters or digits, and not a name that reads as authority."""
+        return is_valid_username(name) and name.lower() not in RESERVED_NAMES
 
     def username_available(self, name: str) -> bool:
         return not self.server.room.is_taken(name)
 
-    def _error(self, code: str, text: str) -> None:
-        log.debug("%s: error %s: %s", self.who, code, text)
-        self.send(MessageParser.error(code, text))
+    def _within_address_limit(self, cost: float = 1.0) -> bool:
+        """Take ``cost`` from the address's request bucket; past it, say ``rate_limited``."""
+        if self.server.limits.allow_request(self.address, cost):
+            return True
+        self.server.warnings.note(
+            f"rate-limited requests from {self.address}",
+            logging.INFO,
+            "%s: rate limited (--address-rate)",
+            self.who,
+        )
+        self._error(
+            ErrorCode.RATE_LIMITED,
+            "slow down: too many requests from your address; this one was not served",
+        )
+        return False
+
+    def _error(self, code: str, text: str, **extra: Any) -> None:
+        self.send(MessageParser.error(code, text, **extra))
 
     _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
         "login": parse_login,
@@ -327,7 +741,32 @@ class ClientHandler(socketserver.BaseRequestHandler):
         "msg": parse_message,
         "names": parse_names,
         "help": parse_help,
+        "join": parse_join,
+        "part": parse_part,
+        "rooms": parse_rooms,
+        "history": parse_history,
+        "search": parse_search,
+        "ping": parse_ping,
+        "register": parse_register,
     }
+
+
+_KEYS_ROOM = 64  # room-size bytes kept free when a history answer gets a "room" key
+_KEYS_PAGE = 256  # the same for "room"/"with", "before", "more", "search"
+MAX_SEARCH_CHARS = 200  # the words of one search
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fitting(messages: list[Message]) -> tuple[dict[str, Any], bool]:
+    """A ``history`` answer with the newest of ``messages`` that fit in one object (each may
+    be 4,000 escaped characters), and whether older ones had to be left out."""
+    answer = MessageParser.history_within(
+        messages, MAX_OBJECT_BYTES - _KEYS_PAGE - MAX_SEARCH_CHARS * 6
+    )
+    return answer, len(answer["content"]) < len(messages)
 
 
 def _is_unicode(text: str) -> bool:

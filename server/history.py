@@ -1,22 +1,42 @@
 """``HistoryStore``: the chat history in SQLite, the one thing that outlives the process.
 
-WAL mode with ``synchronous=NORMAL``: a commit is in the WAL file before ``insert`` returns, so
-a message the server has echoed survives ``kill -9`` of the server (only a power cut of the
-whole machine can lose the last commits).  ``AUTOINCREMENT`` keeps ids strictly increasing
-across restarts even if rows are ever deleted.  ``:memory:`` keeps no history at all.
+WAL mode with ``synchronous=NORMAL``: a commit is in the WAL file before ``insert_many``
+returns, so a message the server has echoed survives ``kill -9`` of the server (only a power
+cut of the whole machine can lose the last commits).  ``AUTOINCREMENT`` keeps ids strictly
+increasing across restarts, across rooms and after retention deletes old rows: an id is never
+given twice.  ``:memory:`` keeps no history at all.
 
-Not thread-safe by itself: its one owner (the room) calls it under the room's lock.
+What is stored: every message with its room (``NULL`` for a direct message, which has a
+``recipient`` instead), whether its sender had proven the name with a password (nonce replay
+and direct-message read-back depend on it), and the rooms ever created.  ``messages_fts`` is an
+external-content FTS5 index of the texts, kept in step by triggers inside the same
+transaction as the rows, so a search never sees a message that is not stored or misses one
+that is.  Every word of a search is a prefix; FTS5 answers a prefix query by merging the
+whole doclists of every term that starts with it (300 ms for a common 4-letter prefix at a
+million messages), unless it has a prefix index of that length: so prefixes of 1-6 characters
+are indexed (the index is about twice the size of the texts; bench/history_bench.py).  Longer
+prefixes are shared by few terms.  If the SQLite build has no FTS5 the store still works and
+``search`` raises ``SearchUnavailable`` (said once, clearly, in the log at start).
+
+Threads: the room's writer thread stores batches and the retention thread deletes old rows,
+both through the write connection under ``_write_lock``, so their transactions never
+interleave.  Readers (login history, paging, search, from connection threads) use a second
+connection under ``_read_lock``: in WAL mode they see only committed rows and never wait for a
+writer.  ``:memory:`` has one connection, so there the two locks are the same lock.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
-from collections.abc import Iterable
-from dataclasses import replace
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from common.message import Message
+from common.message import GENERAL_ROOM, Message
 from common.timestamps import format_timestamp, parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -30,91 +50,326 @@ CREATE TABLE IF NOT EXISTS messages (
     text TEXT NOT NULL,
     nonce TEXT
 );
-CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (sender_key, id);
+CREATE TABLE IF NOT EXISTS rooms (name TEXT PRIMARY KEY) WITHOUT ROWID;
+INSERT OR IGNORE INTO rooms (name) VALUES ('general');
 """
+
+# Columns added after the first release: an old history file gets them on open, its messages
+# all in general.
+_ADDED_COLUMNS = {
+    "room": "TEXT DEFAULT 'general'",
+    "recipient": "TEXT",
+    "recipient_key": "TEXT",
+    "proven": "INTEGER NOT NULL DEFAULT 0",
+}
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (sender_key, id);
+CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+CREATE INDEX IF NOT EXISTS messages_by_pair ON messages (recipient_key, sender_key, id)
+    WHERE recipient_key IS NOT NULL;
+"""
+
+_FTS = """
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5(text, content='messages', content_rowid='id', prefix='1 2 3 4 5 6');
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+"""
+
+_COLUMNS = "id, timestamp, sender, text, nonce, room, recipient"
+_MAX_SEARCH_WORDS = 16
+
+
+class StoreError(Exception):
+    """The history file cannot be opened (its folder is a file, no permission, ...).  Not an
+    ``OSError``, so the server does not report it as a port it cannot listen on."""
+
+
+class SearchUnavailable(Exception):
+    """This Python's SQLite was built without FTS5."""
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """A stored message as nonce replay needs it: the message and whether its sender had
+    proven the name with a password."""
+
+    message: Message
+    proven: bool
 
 
 class HistoryStore:
-    """Append-only message log with ids that carry on across restarts."""
+    """Message log with ids that carry on across restarts, per-room and direct-message reads,
+    full-text search, and bounded deletes for retention."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 1.0) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if self.path != ":memory:":
+        memory = self.path == ":memory:"
+        try:
+            if not memory:
+                _make_private(Path(self.path))
+            # ``timeout`` is SQLite's busy timeout: how long a commit waits for another
+            # process holding the file before it fails (and the senders hear ``unavailable``).
+            self._db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the history file {self.path}: {exc}") from exc
+        if not memory:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {kind}")
+        self._db.executescript(_INDEXES)
+        self.has_search = _create_fts(self._db)
+        self._write_lock = threading.Lock()
+        if memory:
+            self._reader = self._db
+            self._read_lock = self._write_lock
+        else:
+            self._reader = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=busy_timeout
+            )
+            self._read_lock = threading.Lock()
 
-    def insert_many(self, drafts: Iterable[Message]) -> list[Message]:
-        """Store messages (their ``id`` is ignored) in one transaction; return them with ids.
+    # ----------------------------------------------------------------- writes
+    def insert_many(self, drafts: Iterable[tuple[Message, bool]]) -> list[Message]:
+        """Store ``(message, proven)`` pairs (their ``id`` is ignored) in one transaction;
+        return the messages with ids.  Raises ``sqlite3.Error`` if the commit failed (the
+        file locked by another program, the disk full): then nothing of the batch is stored.
 
         One transaction per batch is what makes group commit cheap; the commit is done when
         this returns, so the caller may broadcast.
         """
         stored: list[Message] = []
-        cur = self._db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            for draft in drafts:
-                cur.execute(
-                    "INSERT INTO messages (timestamp, sender, sender_key, text, nonce)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        format_timestamp(draft.timestamp),
-                        draft.user,
-                        draft.user.lower(),
-                        draft.text,
-                        draft.nonce,
-                    ),
-                )
-                ident = cur.lastrowid
-                assert ident is not None
-                stored.append(replace(draft, id=ident))
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+        with self._write_lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for draft, proven in drafts:
+                    room = None if draft.to is not None else (draft.room or GENERAL_ROOM)
+                    cur.execute(
+                        "INSERT INTO messages (timestamp, sender, sender_key, text, nonce, room,"
+                        " recipient, recipient_key, proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            format_timestamp(draft.timestamp),
+                            draft.user,
+                            draft.user.lower(),
+                            draft.text,
+                            draft.nonce,
+                            room,
+                            draft.to,
+                            None if draft.to is None else draft.to.lower(),
+                            int(proven),
+                        ),
+                    )
+                    ident = cur.lastrowid
+                    assert ident is not None
+                    stored.append(replace(draft, id=ident, room=room))
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
         return stored
 
-    def insert(self, draft: Message) -> Message:
-        return self.insert_many([draft])[0]
+    def add_room(self, room: str) -> None:
+        """Remember a room (rooms persist even while nobody is in them)."""
+        with self._write_lock:
+            self._db.execute("INSERT OR IGNORE INTO rooms (name) VALUES (?)", (room,))
 
-    def recent(self, limit: int) -> list[Message]:
-        """The newest ``limit`` messages, oldest first."""
-        rows = self._db.execute(
-            "SELECT id, timestamp, sender, text, nonce FROM messages ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+    def prune(self, before_id: int, chunk: int = 500) -> int:
+        """Delete up to ``chunk`` of the oldest messages with an id below ``before_id``, in one
+        short transaction (so the writer's commits go on between chunks); return how many."""
+        with self._write_lock:
+            cur = self._db.execute(
+                "DELETE FROM messages WHERE id IN"
+                " (SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT ?)",
+                (before_id, chunk),
+            )
+            return cur.rowcount
+
+    # ------------------------------------------------------------------ reads
+    def recent(self, limit: int, room: str = GENERAL_ROOM) -> list[Message]:
+        """The newest ``limit`` messages of ``room``, oldest first."""
+        return self.page(room, None, limit)[0]
+
+    def page(self, room: str, before: int | None, limit: int) -> tuple[list[Message], bool]:
+        """The newest ``limit`` messages of ``room`` with an id below ``before`` (all when
+        ``None``), oldest first, and whether older ones exist."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (room, _upper(before), limit + 1),
+        )
+        return _page(rows, limit)
+
+    def direct_page(
+        self, user: str, other: str, before: int | None, limit: int
+    ) -> tuple[list[Message], bool]:
+        """Like ``page``, for the direct messages between two names (any case)."""
+        me, them = user.lower(), other.lower()
+        sql = (
+            f"SELECT {_COLUMNS} FROM messages WHERE recipient_key = ? AND sender_key = ?"
+            " AND id < ? ORDER BY id DESC LIMIT ?"
+        )
+        # Each direction is one walk down its index; the newest of both are merged here.
+        rows = self._read(sql, (them, me, _upper(before), limit + 1))
+        if me != them:
+            rows += self._read(sql, (me, them, _upper(before), limit + 1))
+            rows.sort(key=lambda row: int(row[0]), reverse=True)
+        return _page(rows[: limit + 1], limit)
+
+    def search(
+        self, words: str, rooms: Sequence[str], direct_of: str | None, limit: int
+    ) -> list[Message]:
+        """The newest ``limit`` messages holding every word of ``words`` (case-insensitive,
+        each word a prefix), oldest first, from ``rooms`` and, with ``direct_of``, from that
+        name's direct messages.  Raises ``SearchUnavailable`` without FTS5."""
+        if not self.has_search:
+            raise SearchUnavailable("this server's SQLite has no FTS5")
+        query = fts_query(words)
+        if query is None or (not rooms and direct_of is None):
+            return []
+        scopes: list[str] = []
+        params: list[object] = [query]
+        if rooms:
+            scopes.append(f"m.room IN ({', '.join('?' * len(rooms))})")
+            params.extend(rooms)
+        if direct_of is not None:
+            scopes.append("(m.room IS NULL AND (m.sender_key = ? OR m.recipient_key = ?))")
+            params.extend([direct_of.lower()] * 2)
+        params.append(limit)
+        columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
+        rows = self._read(
+            f"SELECT {columns} FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
+            f" WHERE messages_fts MATCH ? AND ({' OR '.join(scopes)})"
+            " ORDER BY messages_fts.rowid DESC LIMIT ?",
+            params,
+        )
         return [_row_message(row) for row in reversed(rows)]
 
-    def get(self, ident: int) -> Message | None:
-        """The message with this id, if stored."""
-        row = self._db.execute(
-            "SELECT id, timestamp, sender, text, nonce FROM messages WHERE id = ?", (ident,)
-        ).fetchone()
-        return None if row is None else _row_message(row)
+    def get(self, ident: int) -> Original | None:
+        """The message with this id, if stored, and whether its sender was proven."""
+        rows = self._read(
+            f"SELECT {_COLUMNS}, proven FROM messages WHERE id = ?",
+            (ident,),
+        )
+        if not rows:
+            return None
+        *row, proven = rows[0]
+        return Original(_row_message(tuple(row)), bool(proven))
 
     def recent_nonces(self, user: str, limit: int) -> list[tuple[str | None, int]]:
         """``(nonce, id)`` of the newest ``limit`` messages of one user (any case), oldest
         first: what the room needs to recognise a resent message, without the texts."""
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT nonce, id FROM messages WHERE sender_key = ? ORDER BY id DESC LIMIT ?",
             (user.lower(), limit),
-        ).fetchall()
+        )
         return [(nonce, ident) for nonce, ident in reversed(rows)]
 
+    def rooms(self) -> list[str]:
+        """Every room ever created, sorted."""
+        return [name for (name,) in self._read("SELECT name FROM rooms ORDER BY name", ())]
+
+    def first_id_since(self, stamp: str) -> int | None:
+        """The id of the oldest message stamped at or after ``stamp`` (ISO text, as stored)."""
+        rows = self._read(
+            "SELECT id FROM messages WHERE timestamp >= ? ORDER BY id LIMIT 1", (stamp,)
+        )
+        return int(rows[0][0]) if rows else None
+
+    def id_keeping(self, keep: int) -> int | None:
+        """The id of the oldest of the newest ``keep`` messages (older ones may go)."""
+        rows = self._read("SELECT id FROM messages ORDER BY id DESC LIMIT 1 OFFSET ?", (keep - 1,))
+        return int(rows[0][0]) if rows else None
+
     def count(self) -> int:
-        (total,) = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()
+        (total,) = self._read("SELECT COUNT(*) FROM messages", ())[0]
         return int(total)
 
     def close(self) -> None:
-        self._db.close()
+        with self._write_lock:
+            self._db.close()
+        if self._reader is not self._db:
+            with self._read_lock:
+                self._reader.close()
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        """Rows of a query on the read connection (``Any``: as sqlite3 types them)."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
 
-def _row_message(row: tuple[int, str, str, str, str | None]) -> Message:
-    ident, stamp, sender, text, nonce = row
+def _make_private(path: Path) -> None:
+    """Create the history file's folder (0700) and the file (0600) if missing: the history
+    holds direct messages, so other local users must not read it."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def fts_query(words: str) -> str | None:
+    """An FTS5 query holding every word of ``words`` as a prefix, or ``None`` if there is no
+    word.  Each word is one double-quoted string (quotes doubled), so nothing a user types can
+    be FTS5 syntax (``AND``, ``NEAR``, ``:``, ``*``, parentheses are all just text)."""
+    parts = words.split()[:_MAX_SEARCH_WORDS]
+    if not parts:
+        return None
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in parts)
+
+
+def _create_fts(db: sqlite3.Connection) -> bool:
+    try:
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
+        db.executescript(_FTS)
+        if exists is None:
+            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+    except sqlite3.OperationalError as exc:
+        if "fts5" not in str(exc):
+            raise
+        log.warning(
+            "this Python's SQLite (%s) has no FTS5: search is off (clients get 'unavailable');"
+            " the official Python builds for Windows, macOS and Linux include it",
+            sqlite3.sqlite_version,
+        )
+        return False
+    return True
+
+
+def _upper(before: int | None) -> int:
+    """The exclusive id bound of a page (SQLite integers stop at 2**63 - 1)."""
+    return 2**63 - 1 if before is None else min(before, 2**63 - 1)
+
+
+def _page(rows: list[tuple[object, ...]], limit: int) -> tuple[list[Message], bool]:
+    more = len(rows) > limit
+    return [_row_message(row) for row in reversed(rows[:limit])], more
+
+
+def _row_message(row: tuple[object, ...]) -> Message:
+    ident, stamp, sender, text, nonce, room, recipient = row
+    assert isinstance(ident, int) and isinstance(stamp, str)
+    assert isinstance(sender, str) and isinstance(text, str)
     moment = parse_timestamp(stamp)
     assert moment is not None, f"unreadable timestamp {stamp!r} in history row {ident}"
-    return Message(text, sender, moment, ident, nonce)
+    return Message(
+        text,
+        sender,
+        moment,
+        ident,
+        nonce if isinstance(nonce, str) else None,
+        room if isinstance(room, str) else None,
+        recipient if isinstance(recipient, str) else None,
+    )

@@ -9,6 +9,7 @@ with what was sent, and checks ids rise), and that the server still takes newcom
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from typing import Any
@@ -24,10 +25,15 @@ PAUSE_SECONDS = 0.03  # between messages: the pair stays under the default rate 
 class Bystanders:
     """alice and bob, logged in, taking turns sending a message and waiting for both copies."""
 
-    def __init__(self, port: int, names: tuple[str, str] = ("alice", "bob")) -> None:
+    def __init__(
+        self,
+        port: int,
+        names: tuple[str, str] = ("alice", "bob"),
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port
         self.names = names
-        self.clients = [WireClient(port), WireClient(port)]
+        self.clients = [WireClient(port, tls=tls), WireClient(port, tls=tls)]
         for client, name in zip(self.clients, names, strict=True):
             client.login(name)
         self.sent: list[str] = []

@@ -22,16 +22,36 @@ from server.config import ServerConfig
 from tests.wire import WireClient
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_CONFIG = ServerConfig(host="127.0.0.1", port=0, db=":memory:")
+# Every test connects from 127.0.0.1, and many open hundreds of connections or send thousands
+# of requests from it: the per-address limits are off here.  tests/test_limits.py runs them
+# with their defaults (``DEFAULT_LIMITS``), attacker and victim on different loopback addresses.
+TEST_CONFIG = ServerConfig(
+    host="127.0.0.1", port=0, db=":memory:", max_per_address=0, address_rate=0, login_rate=0
+)
+_DEFAULTS = ServerConfig()
+DEFAULT_LIMITS = {
+    "max_per_address": _DEFAULTS.max_per_address,
+    "address_rate": _DEFAULTS.address_rate,
+    "login_rate": _DEFAULTS.login_rate,
+}
 
 
 @pytest.fixture(autouse=True)
 def fail_on_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Any ERROR logged during a test (a crashed thread, a Tk callback error) fails it."""
+    """Any ERROR logged during a test (a crashed thread, a Tk callback error) fails it.
+
+    Teardown counts too: servers stop there, and that is where shutdown bugs show.  This
+    fixture is autouse and so set up first and torn down last: the other fixtures' teardown
+    (``make_server`` stopping its servers) has run when it looks at the records.
+    """
     caplog.set_level(logging.INFO)
     yield
-    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
-    errors += [r for r in caplog.get_records("setup") if r.levelno >= logging.ERROR]
+    errors = [
+        r
+        for when in ("setup", "call", "teardown")
+        for r in caplog.get_records(when)
+        if r.levelno >= logging.ERROR
+    ]
     if errors:
         pytest.fail("ERROR logged: " + "; ".join(r.getMessage() for r in errors), pytrace=False)
 
@@ -76,6 +96,7 @@ class ServerProcess:
 
     def __init__(self, *args: str) -> None:
         self.args = list(args)
+        self.preexec: Callable[[], None] | None = None  # run in the child (resource limits)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.log: list[str] = []
@@ -89,6 +110,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=self.preexec,  # noqa: PLW1509 (set only by tests that need it)
         )
         ready = threading.Event()
 

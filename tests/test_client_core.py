@@ -12,8 +12,9 @@ import io
 import json
 import queue
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,10 +30,10 @@ from common.protocol import (
     MessageResponse,
 )
 from gui.client import Client
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.terminal import TerminalSession, format_event
 from server.app import ChatServer
-from tests.conftest import wait_for
+from tests.conftest import ServerProcess, wait_for
 from tests.fake_ktn import FakeKTN, Script, obj
 
 T = TypeVar("T")
@@ -405,12 +406,70 @@ def test_server_dropping_the_connection_is_an_unexpected_disconnect(
     assert not gone.expected and "closed" in gone.reason
 
 
-def test_unreachable_server_is_a_readable_connection_error() -> None:
+def test_unreachable_server_is_a_readable_connect_failure() -> None:
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
-    client = Client("127.0.0.1", port, Events(), connect_timeout=2)
-    with pytest.raises(ConnectionError, match=r"cannot reach 127\.0\.0\.1"):
+    events = Events()
+    client = Client("127.0.0.1", port, events, connect_timeout=2)
+    client.run()  # returns at once: connecting happens on the client's thread
+    failed = events.next(ConnectFailed)
+    assert "cannot reach 127.0.0.1" in failed.reason
+    assert client.receiver is not None
+    client.receiver.join(5)
+    assert not client.receiver.is_alive()
+
+
+def test_a_connected_client_runs_one_thread_and_ends_it(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    """Design card: the caller's thread and one receiver, which connects, reads and writes."""
+    proc = server_process()
+    before = {t.ident for t in threading.enumerate()}
+    events = Events()
+    client = Client("127.0.0.1", proc.port, events)
+    client.run()
+    events.next(Connected)
+    client.login("alice")
+    events.next(HistoryResponse)
+    client.send_message("hello", nonce="n1")
+    events.next(MessageResponse)
+    added = [t for t in threading.enumerate() if t.ident not in before]
+    assert [t.name for t in added] == ["tkchat-receiver"]
+    client.disconnect(5.0)
+    assert events.next(Disconnected).expected
+    assert not added[0].is_alive()
+
+
+def test_sending_never_blocks_on_a_server_that_does_not_read() -> None:
+    """The Tk thread calls ``send_message``: it must return at once even when the server's
+    receive buffer and ours are full (the old writer thread blocked in sendall instead)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        events = Events()
+        client = Client("127.0.0.1", listener.getsockname()[1], events, answer_wait=0.01)
         client.run()
+        events.next(Connected)
+        peer, _ = listener.accept()  # accepted, never read
+        with peer:
+            peer.sendall(b'{"response": "info", "content": "hi", "users": []}')
+            wait_for(lambda: client.pipelining, what="the client to see a TkChat server")
+            text = "x" * 4000
+            for i in range(3000):  # about 12 MB: far past every socket buffer
+                client.send_message(text, nonce=str(i))
+            client.disconnect(5.0)
+            assert events.next(Disconnected).expected
+
+
+def test_disconnect_while_the_login_goes_unanswered_is_immediate() -> None:
+    """A silent listener: the caller can always give up, and hears Disconnected once."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        events = Events()
+        client = Client("127.0.0.1", listener.getsockname()[1], events)
+        client.run()
+        events.next(Connected)
+        client.login("alice")
+        client.disconnect()  # the Tk thread's call: it does not wait
+        gone = events.next(Disconnected)
+        assert gone.expected and gone.reason == "disconnected"
 
 
 # --------------------------------------------------------------------------- names

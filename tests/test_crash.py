@@ -72,7 +72,9 @@ def test_kill_9_under_load_loses_nothing_that_was_echoed(
     server_process: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     db = tmp_path / "history.sqlite3"
-    first = server_process("--port", "0", "--db", str(db), "--rate-limit", "0")
+    first = server_process(
+        "--port", "0", "--db", str(db), "--rate-limit", "0", "--address-rate", "0"
+    )
     seen: dict[int, str] = {}
     lock = threading.Lock()
     outcome: list[list[str]] = []
@@ -91,7 +93,9 @@ def test_kill_9_under_load_loses_nothing_that_was_echoed(
     with lock:
         echoed = dict(seen)
 
-    second = server_process("--port", "0", "--db", str(db), "--rate-limit", "0")
+    second = server_process(
+        "--port", "0", "--db", str(db), "--rate-limit", "0", "--address-rate", "0"
+    )
     with sqlite3.connect(db) as conn:
         stored = dict(conn.execute("SELECT id, text FROM messages").fetchall())
     missing = {i: t for i, t in echoed.items() if stored.get(i) != t}

@@ -353,7 +353,7 @@ def test_help_explains_every_flag() -> None:
         "--max-connections",
         "--login-timeout",
         "--rate-limit",
-        "--password",
+        "--server-password-file",
         "--log-level",
     ):
         assert flag in out, flag

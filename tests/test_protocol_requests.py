@@ -98,15 +98,18 @@ def test_second_login_on_a_connection_is_already_logged_in(connect: Connect) -> 
 
 
 def test_password_checked_with_auth_failed(make_server: MakeServer) -> None:
-    server = make_server(password="s3cret")
+    server = make_server(password="s3cret", login_delay_first=0.01, login_delay_max=0.02)
     client = WireClient(server.port)
     try:
         client.send("login", "alice", client="t/1")
-        assert client.expect("error")["code"] == "auth_failed"
+        assert client.expect("error", field="server_password")["code"] == "auth_failed"
         for wrong in ("wrong", "s3cret ", 42, None, "\ud800"):
-            client.send("login", "alice", client="t/1", password=wrong)
+            client.send("login", "alice", client="t/1", server_password=wrong)
             assert client.expect("error")["code"] == "auth_failed", wrong
+        # The server-wide password goes in "server_password"; "password" is the name's.
         client.send("login", "alice", client="t/1", password="s3cret")
+        assert client.expect("error", field="server_password")["code"] == "auth_failed"
+        client.send("login", "alice", client="t/1", server_password="s3cret")
         assert client.expect("info")["users"] == ["alice"]
         client.expect("history")
     finally:

@@ -10,11 +10,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from server.app import ChatServer
 from tests.conftest import ROOT, ServerProcess
+from tests.tls_certs import self_signed, trusting
 from tests.wire import WireClient
 
 CLOCK = r"\[\d\d:\d\d:\d\d\]"
@@ -23,9 +25,18 @@ CLOCK = r"\[\d\d:\d\d:\d\d\]"
 class Terminal:
     """One ``python -m gui.terminal`` process; its output lines are collected by a thread."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gui.terminal", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "gui.terminal",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *options,
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -90,11 +101,11 @@ class Terminal:
 
 
 @pytest.fixture
-def terminals() -> Iterator[Callable[[int], Terminal]]:
+def terminals() -> Iterator[Callable[..., Terminal]]:
     started: list[Terminal] = []
 
-    def start(port: int) -> Terminal:
-        terminal = Terminal(port)
+    def start(port: int, *options: str) -> Terminal:
+        terminal = Terminal(port, *options)
         started.append(terminal)
         return terminal
 
@@ -196,3 +207,37 @@ def test_terminal_ends_by_itself_when_the_server_shuts_down(
     term.wait_line(rf"^{CLOCK} \* The server is shutting down\.$")
     term.wait_line(r"^\* the server closed the connection$")
     assert term.proc.wait(10) == 0  # stdin still open: nobody typed anything
+
+
+def test_terminal_over_tls_pins_the_certificate_and_refuses_a_changed_one(
+    make_server: Callable[..., ChatServer],
+    terminals: Callable[..., Terminal],
+    tmp_path: Path,
+) -> None:
+    pair = self_signed(tmp_path)
+    server = make_server(tls_cert=str(pair.cert), tls_key=str(pair.key))
+    known = tmp_path / "known_hosts"
+    tls = ("--tls", "--known-hosts", str(known))
+    alice = terminals(server.port, *tls)
+    alice.wait_line(rf"First connection to this server.*fingerprint is {pair.fingerprint}$")
+    alice.wait_line(r"^\* connected to 127\.0\.0\.1:\d+")
+    alice.type("login alice")
+    alice.wait_line(r"--- end of history ---")
+    bob = WireClient(server.port, tls=trusting(pair.cert))
+    try:
+        bob.login("bob")
+        alice.type("hello over TLS")
+        assert bob.expect("message", sender="alice")["content"] == "hello over TLS"
+    finally:
+        bob.close()
+    alice.type("logout")
+    assert alice.end() == 0
+    again = terminals(server.port, *tls)
+    again.wait_line(rf"certificate is the one trusted for it \(SHA-256 {pair.fingerprint}\)")
+    again.end()
+
+    known.write_text(known.read_text().replace(pair.fingerprint, "AB:" * 31 + "CD"))
+    changed = terminals(server.port, *tls)
+    assert changed.end() == 1
+    assert any("HAS CHANGED" in line for line in changed.errors), changed.errors
+    assert not [e for e in changed.errors if "Traceback" in e], changed.errors

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -14,8 +15,19 @@ TIMEOUT = 5.0
 
 
 class WireClient:
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        source: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """``source``: the local address to connect from (127.0.0.2, ... for another "host").
+        ``tls``: talk TLS with this client context (the test's own, single-threaded use)."""
+        where = None if source is None else (source, 0)
+        self.sock = socket.create_connection((host, port), timeout=TIMEOUT, source_address=where)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.decoder = StreamDecoder(16 * 1024 * 1024)
         self.pending: list[dict[str, Any]] = []
         self.closed = False
@@ -39,7 +51,7 @@ class WireClient:
                 data = self.sock.recv(65536)
             except TimeoutError:
                 continue
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 data = b""
             if not data:
                 self.closed = True

@@ -45,7 +45,9 @@ class Person:
         self.app = ChatApp(
             self.top,
             tmp / f"config-{name}",
-            host_config=HostConfig(bind="127.0.0.1", port=0, db=host_db),
+            host_config=HostConfig(
+                bind="127.0.0.1", port=0, db=host_db, cert_dir=str(tmp / f"cert-{name}")
+            ),
             backoff=FAST_BACKOFF,
             login_timeout=3.0,
         )
@@ -57,7 +59,8 @@ class Person:
 
     @property
     def error(self) -> str:
-        return str(self.app.connect_view.error_label.cget("text"))
+        """Every error the connect screen shows, under its fields and below the buttons."""
+        return self.app.connect_view.error_text()
 
     @property
     def state(self) -> State:
@@ -92,9 +95,13 @@ class Person:
         widget.event_generate("<KeyPress>", keysym=keysym)
         self.root.update()
 
-    def log_in(self, port: int, name: str | None = None, host: str = "127.0.0.1") -> None:
-        """Fill the connect screen and press Enter (does not wait)."""
+    def log_in(
+        self, port: int, name: str | None = None, host: str = "127.0.0.1", tls: bool = False
+    ) -> None:
+        """Fill the connect screen (ticking "Use TLS" as asked) and press Enter (no wait)."""
         view = self.app.connect_view
+        if view.tls_var.get() != tls:
+            view.tls_check.invoke()
         self.type_into(view.host_entry, host)
         self.type_into(view.port_entry, str(port))
         self.type_into(view.name_entry, name or self.name)

@@ -14,9 +14,11 @@ import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 
+from gui.session import State
 from server.app import ChatServer
 from tests.conftest import ROOT
 from tests.gui.harness import Person, online, wait_until
+from tests.tls_certs import self_signed
 
 
 def test_log_in_through_the_connect_screen_and_see_each_other(
@@ -94,7 +96,13 @@ def test_a_server_that_is_not_there_gives_a_clear_error(
     probe.close()  # nothing listens there now
     alice = person("alice")
     alice.log_in(port)
-    wait_until(root, lambda: "cannot reach" in alice.error, "a connect error", (alice,))
+    under_server = alice.app.connect_view.server_error
+    wait_until(
+        root,
+        lambda: "cannot reach" in str(under_server.cget("text")).lower(),
+        "a connect error under the server field",
+        (alice,),
+    )
     assert "Is the server running" in alice.error
     assert str(alice.app.connect_view.connect_button.state()) == "()"  # usable again
 
@@ -109,7 +117,9 @@ def test_a_server_that_never_answers_the_login(
         alice = person("alice")
         alice.app.session.login_timeout = 0.5
         alice.log_in(silent.getsockname()[1])
-        wait_until(root, lambda: "no answer to the login" in alice.error, "timeout", (alice,))
+        wait_until(
+            root, lambda: "no answer to the login" in alice.error.lower(), "timeout", (alice,)
+        )
     finally:
         silent.close()
 
@@ -123,12 +133,40 @@ def test_host_a_chat_and_let_someone_join(
     view.host_button.invoke()
     wait_until(root, online(alice), "alice hosting", (alice,))
     hosted = alice.app.hosted
-    assert hosted is not None
-    assert f"Others join at 127.0.0.1:{hosted.port}" in alice.shown
-    bob.log_in(hosted.port)
+    assert hosted is not None and hosted.fingerprint is not None
+    assert f"Others join at 127.0.0.1:{hosted.port} with TLS" in alice.shown
+    assert hosted.fingerprint in alice.shown  # for the host to read out to others
+    bob.log_in(hosted.port, tls=True)
     wait_until(root, online(bob), "bob online", (alice, bob))
+    # Bob's first connection pins the certificate and shows the same fingerprint to compare.
+    assert f"fingerprint is {hosted.fingerprint}" in bob.shown
     bob.say("hi host")
     wait_until(root, lambda: "hi host" in alice.shown, "alice to hear bob", (alice, bob))
+    key = (tmp_path / "cert-alice" / "tls-key.pem").stat()
+    assert key.st_mode & 0o777 == 0o600, "the private key is readable by its owner only"
+
+
+def test_a_changed_certificate_is_refused_on_the_connect_screen(
+    root: tk.Tk,
+    person: Callable[[str], Person],
+    make_server: Callable[..., ChatServer],
+    tmp_path: Path,
+) -> None:
+    first = self_signed(tmp_path, name="first")
+    server = make_server(tls_cert=str(first.cert), tls_key=str(first.key))
+    port = server.port
+    bob = person("bob")
+    bob.log_in(port, tls=True)
+    wait_until(root, online(bob), "bob online over TLS", (bob,))
+    assert f"fingerprint is {first.fingerprint}" in bob.shown
+    # The server goes away and something else answers on its address with another
+    # certificate: bob's automatic reconnect is refused, and it stops retrying.
+    second = self_signed(tmp_path, name="second")
+    server.stop()
+    make_server(port=port, tls_cert=str(second.cert), tls_key=str(second.key))
+    wait_until(root, lambda: "HAS CHANGED" in bob.error, "the warning", (bob,))
+    assert second.fingerprint in bob.error and "man-in-the-middle" in bob.error
+    assert bob.state is State.DISCONNECTED and not bob.app.on_chat_screen
 
 
 def _gui_process(*args: str, config: Path) -> subprocess.Popen[str]:

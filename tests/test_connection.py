@@ -1,0 +1,175 @@
+"""The sans-I/O connection objects: every event survives the trip through bytes, for any split.
+
+Requests go ``ClientConnection.send`` -> bytes -> ``ServerConnection.receive_data`` ->
+``next_event``; responses the other way.  The bytes are cut at arbitrary points (hypothesis
+picks them), so framing across reads is part of every check.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common.connection import NEED_DATA, ClientConnection, ServerConnection
+from common.decoder import DecodeError
+from common.message import Message
+from common.protocol import (
+    ErrorResponse,
+    HistoryResponse,
+    InfoResponse,
+    MessageResponse,
+    Response,
+    RoomInfo,
+)
+from common.requests import (
+    Help,
+    History,
+    Join,
+    Login,
+    Logout,
+    Names,
+    Part,
+    Ping,
+    Register,
+    Request,
+    Rooms,
+    Search,
+    SendMessage,
+)
+
+texts = st.text(max_size=40)
+names = st.from_regex(r"[A-Za-z0-9]{1,12}", fullmatch=True)
+rooms = st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}", fullmatch=True).filter(lambda r: r != "general")
+maybe = st.none
+ids = st.integers(min_value=1, max_value=2**53)
+# The wire carries UTC milliseconds.
+moments = st.integers(min_value=0, max_value=4_000_000_000_000).map(
+    lambda ms: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+)
+
+requests: st.SearchStrategy[Request] = st.one_of(
+    st.builds(Login, names, texts | maybe(), texts | maybe(), texts | maybe()),
+    st.just(Logout()),
+    st.builds(SendMessage, texts, texts | maybe(), rooms | maybe(), names | maybe()),
+    st.builds(Names, rooms | maybe()),
+    st.just(Help()),
+    st.just(Ping()),
+    st.builds(Join, rooms),
+    st.builds(Part, rooms),
+    st.just(Rooms()),
+    st.builds(History, rooms | maybe(), names | maybe(), ids | maybe(), ids | maybe()),
+    st.builds(Search, texts, rooms | maybe(), ids | maybe()),
+    st.builds(Register, texts, texts | maybe()),
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> Message:
+    direct = draw(st.booleans())
+    return Message(
+        draw(texts),
+        draw(names),
+        draw(moments),
+        draw(ids | maybe()),
+        draw(texts | maybe()),
+        None if direct else draw(rooms | maybe()),
+        draw(names) if direct else None,
+    )
+
+
+# A text without "[" : a classic server's names answer is read out of such brackets.
+plain = st.text(alphabet=st.characters(blacklist_characters="["), max_size=40)
+responses: st.SearchStrategy[Response] = st.one_of(
+    st.builds(ErrorResponse, texts, texts | maybe(), moments, texts | maybe()),
+    st.builds(
+        InfoResponse,
+        plain,
+        moments,
+        texts | maybe(),
+        names | maybe(),
+        st.lists(names, max_size=5).map(tuple) | maybe(),
+        rooms | maybe(),
+        st.lists(st.builds(RoomInfo, rooms, st.integers(0, 999)), max_size=3).map(tuple) | maybe(),
+    ),
+    st.builds(MessageResponse, messages()),
+    st.builds(
+        HistoryResponse,
+        st.lists(messages(), max_size=4).map(tuple),
+        st.none(),
+        moments,
+        rooms | maybe(),
+        names | maybe(),
+        ids | maybe(),
+        st.booleans() | maybe(),
+        texts | maybe(),
+    ),
+)
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(requests, min_size=1, max_size=5), st.lists(st.integers(0, 10_000), max_size=8))
+def test_requests_survive_any_split(sent: list[Request], cuts: list[int]) -> None:
+    client, server = ClientConnection(), ServerConnection()
+    data = b"".join(client.send(r) for r in sent)
+    got: list[object] = []
+    for piece in _cut(data, cuts):
+        server.receive_data(piece)
+        while (event := server.next_event()) is not NEED_DATA:
+            got.append(event)
+    assert got == sent
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(responses, min_size=1, max_size=5), st.lists(st.integers(0, 10_000), max_size=8))
+def test_responses_survive_any_split(sent: list[Response], cuts: list[int]) -> None:
+    client, server = ClientConnection(), ServerConnection()
+    data = b"".join(server.send(r) for r in sent)
+    got: list[object] = []
+    for piece in _cut(data, cuts):
+        client.receive_data(piece)
+        while (event := client.next_event()) is not NEED_DATA:
+            got.append(event)
+    assert got == sent
+
+
+def test_shape_errors_are_bad_requests_and_the_stream_goes_on() -> None:
+    server = ServerConnection()
+    server.receive_data(
+        b'{"request": "msg", "content": 5}\n{"request": "join"}\n'
+        b'{"request": "history", "before": "x"}\n{"request": "fly"}\n'
+        b'{"request": "ping", "content": null}\n'
+    )
+    events = []
+    while (event := server.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert [e.code for e in events[:4] if isinstance(e, DecodeError)] == [
+        "bad_request",
+        "bad_request",
+        "bad_request",
+        "unknown_request",
+    ]
+    assert events[4] == Ping()
+
+
+def test_non_string_password_reads_as_a_wrong_one() -> None:
+    server = ServerConnection()
+    server.receive_data(b'{"request": "login", "content": "ann", "password": 7}\n')
+    assert server.next_event() == Login("ann", None, "", None)
+
+
+def test_login_state_and_tkchat_peer() -> None:
+    server = ServerConnection()
+    server.accept_login(Login("ann", None))
+    assert server.classic and server.user == "ann"
+    client = ClientConnection()
+    client.receive_data(b'{"response": "info", "content": "hi", "sender": "x"}')
+    assert not client.tkchat_peer
+    client.receive_data(b'{"response": "info", "content": "hi", "users": ["ann"]}')
+    assert client.tkchat_peer
