@@ -91,6 +91,19 @@ class Outbox:
             if self._closed:
                 return False
             backlog = self._queued
+            if not self._scheduled and not self.gap:
+                # Nothing queued and the Sender not on it: try the socket at once, as an
+                # asyncio transport does (never blocks: the socket is non-blocking).  Only
+                # what the kernel does not take is queued for the Sender.
+                try:
+                    sent = self._sock.send(data)
+                except OSError:
+                    sent = 0  # the Sender's flush meets the error again and ends it
+                if sent:
+                    self.progress = time.monotonic()
+                    if sent == len(data):
+                        return True
+                    data = data[sent:]
             if backlog <= self.limit:
                 self._chunks.append(data)
                 self._objects += 1
