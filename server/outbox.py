@@ -5,7 +5,9 @@ that thread, and with it everyone.  Why not a writer thread per connection: two 
 idle user cost memory and GIL hand-offs on every broadcast.  Instead every connection owns an
 ``Outbox`` (a byte-bounded queue); one ``Sender`` thread writes all outboxes with non-blocking
 sends, one ``send`` per connection for everything queued (for TkChat clients), and waits on a
-selector for sockets whose kernel buffer is full.
+selector for sockets whose kernel buffer is full.  When nothing is queued and the Sender is not
+on the outbox, ``put`` tries the (non-blocking) socket itself first, as an asyncio transport
+does: in a quiet room most objects go out without a hand-over (bench/SERVER.md, paced load).
 
 One socket, one file descriptor.  The Sender sends on the connection's own socket object, which
 is non-blocking for good (``open`` makes it so): a send can never wait, whatever any thread
