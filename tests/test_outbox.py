@@ -308,3 +308,33 @@ def test_classic_history_chunks_are_at_most_1_kib_and_cover_everything() -> None
     assert len(chunks) < len(lengths)  # the short ones share objects
     empty = MessageParser.history_chunks([], 1024)
     assert len(empty) == 1 and empty[0]["content"] == []
+
+
+def test_put_on_an_idle_outbox_sends_at_once_and_queues_only_the_rest() -> None:
+    """Nothing queued and the Sender not on it: ``put`` writes the socket itself (the Sender is
+    not even running for the first part), and what the kernel does not take is queued behind
+    it, in order."""
+    sender = Sender()
+    ours, theirs = socket.socketpair()
+    outbox = sender.open(ours, label="pair", limit=64 << 20)
+    try:
+        assert outbox.put(b"first\n")
+        theirs.settimeout(5)
+        assert theirs.recv(100) == b"first\n"  # no Sender thread yet: sent by put itself
+        assert outbox.drained.is_set()
+        sender.start()
+        big = bytes(range(256)) * (8 << 12)  # 8 MiB: far more than the socket buffers take
+        assert outbox.put(big)
+        assert outbox.put(b"last\n")
+        received = bytearray()
+        while len(received) < len(big) + 5:
+            chunk = theirs.recv(1 << 20)
+            assert chunk
+            received += chunk
+        assert bytes(received) == big + b"last\n"
+        assert outbox.drained.wait(5)
+    finally:
+        outbox.close()
+        sender.stop()
+        ours.close()
+        theirs.close()
