@@ -11,7 +11,8 @@ defaults and once with the per-address limits off and the old 30 s login timeout
   one that the server closes or refuses), while a user on 127.0.0.3 logs in, says one line and
   logs out every 0.25 s.  Printed: the user's successful logins / attempts.
 
-Bounded: each phase runs ``--seconds`` (default 8), about 40 s in all.  Run:
+Bounded: each phase runs ``--seconds`` (default 8) after the attacker has opened its sockets
+(at most 30 s more), about 40-60 s in all.  Run:
 
     .venv/bin/python bench/address_limits.py
 """
@@ -163,6 +164,7 @@ def lockout(port: int, seconds: float, sockets: int) -> tuple[int, int]:
     """The victim's successful logins and attempts while one address hogs connections."""
     stop = threading.Event()
     held: list[socket.socket] = []
+    opened = [0]  # connections the attacker has opened (refused ones too)
 
     def hog() -> None:
         """Hold ``sockets`` connections; reopen each one the server closes or refuses."""
@@ -177,6 +179,7 @@ def lockout(port: int, seconds: float, sockets: int) -> tuple[int, int]:
                     except OSError:
                         break
                     sock.setblocking(False)
+                    opened[0] += 1
                     held.append(sock)
                     selector.register(sock, selectors.EVENT_READ)
                 for key, _ in selector.select(0.05):
@@ -195,7 +198,10 @@ def lockout(port: int, seconds: float, sockets: int) -> tuple[int, int]:
 
     attacker = threading.Thread(target=hog, daemon=True)
     attacker.start()
-    time.sleep(min(2.0, seconds / 4))  # let the attacker fill what it can
+    # Let the attacker open its sockets first (on a busy machine that takes seconds).
+    warm_up = time.monotonic() + 30
+    while opened[0] < sockets and time.monotonic() < warm_up:
+        time.sleep(0.05)
     ok = attempts = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -26,6 +26,7 @@ import json
 import random
 import re
 import selectors
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -45,6 +46,7 @@ from common.protocol import MessageParser  # noqa: E402
 from server.app import ChatServer  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 from server.history import HistoryStore  # noqa: E402
+from server.retention import CHUNK  # noqa: E402
 
 SIZES = (10_000, 100_000, 1_000_000)
 ROOMS = [f"room{i}" for i in range(20)]
@@ -77,9 +79,10 @@ def build(path: Path, count: int) -> None:
         stamp = f"2026-01-01T00:00:{i % 60:02d}.000Z"
         if rng.random() < 0.05:
             other = rng.choice(USERS)
-            batch.append((stamp, sender, sender, text, None, None, other, other, 1))
+            batch.append((stamp, sender, sender, text, None, None, other, other, 1, 1))
         else:
-            batch.append((stamp, sender, sender, text, None, rng.choice(ROOMS), None, None, 0))
+            row = (stamp, sender, sender, text, None, rng.choice(ROOMS), None, None, 0, 0)
+            batch.append(row)
         if len(batch) == 50_000:
             _insert(db, batch)
     _insert(db, batch)
@@ -92,7 +95,7 @@ def build(path: Path, count: int) -> None:
 def _insert(db: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     db.executemany(
         "INSERT INTO messages (timestamp, sender, sender_key, text, nonce, room, recipient,"
-        " recipient_key, proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " recipient_key, proven, recipient_proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
     rows.clear()
@@ -192,6 +195,29 @@ def _cases(store: HistoryStore, size: int) -> dict[str, Callable[[], object]]:
         ),
         "search: rare word, rooms + direct": lambda: store.search(rare, mine, "user1", 100),
     }
+
+
+def prune_chunks(folder: Path) -> tuple[float, float, int]:
+    """Retention's cost to chat: how long each chunk of deletes holds the store's write lock
+    (the history writer waits that long at most), pruning half of a copy of the 100k
+    database.  Median and worst ms, and the chunks."""
+    source = folder / "history-100000.sqlite3"
+    copy = folder / "prune-copy.sqlite3"
+    shutil.copyfile(source, copy)
+    store = HistoryStore(copy)
+    times = []
+    try:
+        while True:
+            start = time.perf_counter()
+            removed = store.prune(50_000, CHUNK)
+            times.append((time.perf_counter() - start) * 1000)
+            if removed < CHUNK:
+                break
+    finally:
+        store.close()
+        for leftover in folder.glob("prune-copy.sqlite3*"):
+            leftover.unlink()
+    return statistics.median(times), max(times), len(times)
 
 
 # ------------------------------------------------------------------ broadcast
@@ -305,9 +331,14 @@ def main() -> int:
             folder = Path(args.dir or tmp)
             folder.mkdir(parents=True, exist_ok=True)
             rows = latency(folder, args.reps)
+            prune_median, prune_worst, chunks = prune_chunks(folder)
         print(f"\n{'query':36} {'messages':>10} {'median ms':>10} {'worst ms':>9}")
         for label, size, median, worst in rows:
             print(f"{label:36} {size:>10,} {median:>10.2f} {worst:>9.2f}")
+        print(
+            f"\nretention: {chunks} chunks of {CHUNK} deletes, each holding the write lock"
+            f" {prune_median:.1f} ms median, {prune_worst:.1f} ms worst"
+        )
     if not args.skip_broadcast:
         print(f"\nbroadcast, {args.users} users, {args.messages} messages each")
         print("(in 20 rooms each user sends 20 times as many: the same deliveries in all)")

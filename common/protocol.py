@@ -29,16 +29,16 @@ SERVER_SENDER = "server"
 CLIENT_ID = "tkchat/1.0"
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9]{1,32}", re.ASCII)
+# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
+RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
+# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
+PING_AFTER_SECONDS = 60.0
 ROOM_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}", re.ASCII)
 MAX_PAGE = 200  # messages in one ``history`` page answer
 MAX_SEARCH = 100  # search results in one answer
 DEFAULT_SEARCH = 50
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
-# Names that would read as the server speaking (PROTOCOL.md, login), refused in any case.
-RESERVED_NAMES = frozenset({"server", "admin", "root", "system", "moderator"})
-# TkChat clients ping a quiet line this often (PROTOCOL.md, ping).
-PING_AFTER_SECONDS = 60.0
 
 
 class ResponseType(Enum):

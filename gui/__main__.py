@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect", metavar="HOST:PORT", type=parse_address, help="connect now")
     parser.add_argument("--user", metavar="NAME", help="log in with this name")
     parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --connect: use TLS, or not (--no-tls) (default: as the last time)",
+    )
+    parser.add_argument(
         "--host-local",
         action="store_true",
         help="start a chat server on 127.0.0.1 (port 9998 or a free one) and join it",
@@ -133,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.connect is not None:
         host, port = args.connect
         app.connect_view.fill(host, port, name)
+        if args.tls is not None:
+            app.connect_view.tls_var.set(args.tls)
         if is_valid_username(name):
             app.connect_view.submit()  # as the Connect button: with remembered passwords
     # Everything built so far lives as long as the app: keep it out of the garbage

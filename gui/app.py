@@ -14,6 +14,8 @@ owns its own ``Toplevel`` (or the root) and nothing global except the ttk theme.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 import tkinter as tk
 from collections.abc import Callable
@@ -22,16 +24,20 @@ from tkinter import font as tkfont
 from tkinter import messagebox, ttk
 
 from common.message import Message
-from common.protocol import ErrorResponse
-from gui import commands, theme
+from common.protocol import MAX_MESSAGE_CHARS, ErrorResponse
+from gui import commands, outbox, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
+from gui.conversation_view import Conversations
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.notify import Notifier
+from gui.question import Question, ask
 from gui.register_dialog import RegisterDialog
-from gui.session import Backoff, Pending, Session, State
+from gui.session import Backoff, Pending, Session, State, split_text
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
+from server.config import default_db_path
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +82,7 @@ class ChatApp:
         self._last_state = State.DISCONNECTED
         self._status = ""
         self._status_dirty = False
+        self._countdown = -1  # the seconds shown in "Reconnecting in N s"
         self._was_lost = False
         self.theme_in_use = theme.apply(window, self.settings.theme)
         family = tkfont.nametofont("TkDefaultFont", root=window).actual("family")
@@ -94,12 +101,31 @@ class ChatApp:
             self.cancel_connect,
             remember=self.settings.remember_passwords,
         )
-        self.chat_view = ChatView(self.frame, self.text_font, self.settings.scrollback, self.submit)
+        # Above the connect screen while still connected: the way back to the chat.
+        self.back_bar = ttk.Frame(self.frame, padding=(12, 8, 12, 0))
+        self.back_label = ttk.Label(self.back_bar, text="", wraplength=360)
+        self.back_button = ttk.Button(
+            self.back_bar, text="Back to the chat", style="Accent.TButton", command=self.show_chat
+        )
+        self.back_button.pack(side="right")
+        self.back_label.pack(side="left", fill="x", expand=True)
+        self.chat_view = ChatView(
+            self.frame,
+            self.text_font,
+            self.settings.scrollback,
+            self.submit,
+            on_reconnect=self.reconnect_now,
+        )
         self.pane = self.chat_view.pane
         self.session = Session(
             self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
         )
+        # Rooms and direct messages: one pane per conversation (gui/conversation_view.py).
+        self.conversations = Conversations(self)
+        self.session.claim = self.conversations.claim
         self.theme_var = tk.StringVar(window, value=self.settings.theme)
+        self.notify_var = tk.BooleanVar(window, value=self.settings.notifications)
+        self.notifier = Notifier()
         self._build_menu()
         self._bind_keys()
         self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
@@ -117,6 +143,9 @@ class ChatApp:
         bar = tk.Menu(self.window, tearoff=False)
         file_menu = tk.Menu(bar, tearoff=False)
         file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
+        file_menu.add_command(
+            label="Reconnect now", underline=0, command=self.reconnect_now, state="disabled"
+        )
         file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
         file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
         file_menu.add_command(label="Register this name…", underline=0, command=self.register_name)
@@ -130,6 +159,12 @@ class ChatApp:
                 variable=self.theme_var,
                 command=lambda: self.set_theme(self.theme_var.get()),
             )
+        view_menu.add_separator()
+        view_menu.add_checkbutton(
+            label="Desktop notifications",
+            variable=self.notify_var,
+            command=lambda: self.set_notifications(self.notify_var.get()),
+        )
         view_menu.add_separator()
         view_menu.add_command(
             label="Larger text", accelerator="Ctrl++", command=lambda: self.change_font(1)
@@ -162,15 +197,16 @@ class ChatApp:
             "<Control-KP_Subtract>": lambda: self.change_font(-1),
             "<Control-Key-0>": lambda: self.change_font(0),
             "<Control-q>": self.quit,
+            "<Escape>": self._escape,
         }
         for sequence, action in bindings.items():
             window.bind(sequence, _ignore_event(action), add=True)
         window.bind("<FocusIn>", self._focus_changed, add=True)
         window.bind("<FocusOut>", self._focus_changed, add=True)
         window.bind("<<ThemeChanged>>", lambda _e: self._colour_menus(), add=True)
-        text = self.pane.text
-        self.chat_view.input.bind("<Prior>", lambda _e: text.yview_scroll(-1, "pages"))
-        self.chat_view.input.bind("<Next>", lambda _e: text.yview_scroll(1, "pages"))
+        pane = self.pane
+        self.chat_view.input.bind("<Prior>", lambda _e: pane.page(-1))
+        self.chat_view.input.bind("<Next>", lambda _e: pane.page(1))
 
     def _colour_menus(self) -> None:
         p = theme.palette(self.window)
@@ -186,15 +222,30 @@ class ChatApp:
     def show_connect(self) -> None:
         self.chat_view.pack_forget()
         self.connect_view.pack(fill="both", expand=True)
+        session = self.session
+        if session.state is not State.DISCONNECTED and session.ever_online:
+            self.back_label.configure(
+                text=f"You are still in the chat at {session.host}:{session.port} as "
+                f"{session.name}. Connecting elsewhere leaves it."
+            )
+            self.back_bar.pack(side="top", fill="x", before=self.connect_view)
+        else:
+            self.back_bar.pack_forget()
         self.connect_view.set_busy(self.session.state in (State.CONNECTING, State.LOGGING_IN))
         self._focus(self.connect_view.focus_first_empty)
         self._title_dirty = True
 
     def show_chat(self) -> None:
         self.connect_view.pack_forget()
+        self.back_bar.pack_forget()
         self.chat_view.pack(fill="both", expand=True)
         self._focus(self.chat_view.input.focus_set)
         self._title_dirty = True
+
+    def _escape(self) -> None:
+        """Escape on the connect screen goes back to a chat that is still going on."""
+        if self.back_bar.winfo_manager():
+            self.show_chat()
 
     def _focus(self, give_focus: Callable[[], None]) -> None:
         """Move the keyboard focus now if this window has it, else when it comes back: in
@@ -226,9 +277,11 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
         self.settings.tls = self.connect_view.tls_var.get()
+        self.conversations.reset(host, port, name)
         self.session.connect(
             host, port, name, password, server_password, tls=self.tls_options(self.settings.tls)
         )
+        self.session.restore_pending(outbox.take(self.config_dir, host, port, name))
 
     def cancel_connect(self) -> None:
         """The connect screen's Cancel: give up the attempt in progress."""
@@ -266,30 +319,26 @@ class ChatApp:
 
     def host_and_join(self, name: str) -> None:
         """Start (or reuse) the embedded server and join it as ``name``."""
-        if self.hosted is None:
-            try:
-                self.hosted = HostedServer(self.host_config)
-            except Exception as exc:  # a port we cannot bind, an unreadable history file
-                log.warning("cannot host a chat: %s", exc)
-                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
-                return
+        if self._start_hosting() is None:
+            return
         hosted = self.hosted
+        assert hosted is not None
         self.pane.clear()
         self.pane.set_own_name(name)
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
         tls = self._trust_own_server(hosted)
+        self.conversations.reset(hosted.connect_host, hosted.port, name)
         self.session.connect(hosted.connect_host, hosted.port, name, tls=tls)
+        self.session.restore_pending(
+            outbox.take(self.config_dir, hosted.connect_host, hosted.port, name)
+        )
 
     def start_local_server(self) -> HostedServer | None:
         """For ``--host-local``: the embedded server, before anyone logs in."""
-        if self.hosted is None:
-            try:
-                self.hosted = HostedServer(self.host_config)
-            except Exception as exc:
-                log.warning("cannot host a chat: %s", exc)
-                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
-                return None
+        if self._start_hosting() is None:
+            return None
+        assert self.hosted is not None
         self.connect_view.fill(self.hosted.connect_host, self.hosted.port, self.settings.username)
         self._trust_own_server(self.hosted)
         self.connect_view.set_busy(
@@ -297,6 +346,23 @@ class ChatApp:
             f"A chat server is running here; others join at {self.hosted.share_address()}."
             + self._fingerprint_note(),
         )
+        return self.hosted
+
+    def _start_hosting(self) -> HostedServer | None:
+        """The embedded server, started once; on failure the connect screen says why."""
+        if self.hosted is None:
+            try:
+                self.hosted = HostedServer(self.host_config)
+            except OSError as exc:  # a port we cannot bind, a folder we cannot write
+                log.warning("cannot host a chat: %s", exc)
+                self.connect_view.show_error(f"Cannot start a chat server here: {exc}")
+            except Exception as exc:  # sqlite3.DatabaseError: "file is not a database"
+                db = self.host_config.db or str(default_db_path())
+                log.warning("cannot host a chat with history file %s: %s", db, exc)
+                self.connect_view.show_error(
+                    f"Cannot start a chat server here: the history file {db} cannot be "
+                    f"read ({exc}). Move it away to start with an empty history."
+                )
         return self.hosted
 
     def _fingerprint_note(self) -> str:
@@ -313,6 +379,10 @@ class ChatApp:
         self.show_connect()
         self.connect_view.host()
 
+    def reconnect_now(self) -> None:
+        """File > Reconnect now, and the button beside a "Reconnecting in ..." status."""
+        self.session.reconnect_now()
+
     def disconnect(self) -> None:
         self.session.logout()
         self.show_connect()
@@ -323,7 +393,12 @@ class ChatApp:
         if isinstance(parsed, str):
             if not parsed.strip():
                 return False
-            return self.session.send(parsed) is not None
+            if len(parsed) > MAX_MESSAGE_CHARS:
+                return self._send_in_parts(parsed)
+            return self.session.send(parsed, self.conversations.current) is not None
+        if self.conversations.command(parsed):
+            self.pane.flush()
+            return True
         if not parsed.known:
             self.pane.add_info(
                 f"unknown command {parsed.name[:40]}; /help lists the commands "
@@ -345,6 +420,32 @@ class ChatApp:
         self.pane.flush()
         return True
 
+    def _send_in_parts(self, text: str) -> bool:
+        """Too long for one message: offer to send it as several (True when sent)."""
+        parts = split_text(text)
+        send = f"Send as {len(parts)} messages"
+        choice = ask(
+            self.window,
+            "Long message",
+            f"This text has {len(text):,} characters; one message holds at most "
+            f"{MAX_MESSAGE_CHARS:,}. Send it as {len(parts)} messages, split at line breaks "
+            "or spaces? (Cancel keeps it in the box to shorten.)",
+            [send, "Cancel"],
+            send,
+        )
+        if choice != send:
+            return False
+        where = self.conversations.current
+        return all(self.session.send(part, where) is not None for part in parts)
+
+    def show_server_help(self, text: str) -> None:
+        """Help > Server help: the server's text as plain lines, not protocol notation."""
+        where = f"{self.session.host}:{self.session.port}"
+        self.pane.add_info(f"Help from the server at {where}:")
+        for line in readable_help(text):
+            self.pane.add_info("    " + line)
+        self.pane.flush()
+
     def show_command_help(self) -> None:
         for line in commands.help_lines():
             self.pane.add_info(line)
@@ -354,6 +455,12 @@ class ChatApp:
         self.settings.theme = choice
         self.theme_var.set(choice)
         self.theme_in_use = theme.apply(self.window, choice)
+        self.settings.save(self.config_dir)
+
+    def set_notifications(self, on: bool) -> None:
+        """View > Desktop notifications (the bell and the title count stay either way)."""
+        self.settings.notifications = on
+        self.notify_var.set(on)
         self.settings.save(self.config_dir)
 
     def change_font(self, step: int) -> None:
@@ -395,17 +502,30 @@ class ChatApp:
             self.pane.add_info(status, error=state is not State.ONLINE)
         if state is State.ONLINE:
             self._was_lost = False
+        else:
+            self.conversations.offline()
         self._title_dirty = True
 
     def _refresh_status(self) -> None:
-        """The status line: what the connection does, and how much is waiting to be sent."""
-        state = self.session.state
+        """The status line: what the connection does, when the next try is (counting down),
+        and how much is waiting to be sent."""
+        session = self.session
+        state = session.state
         kind = {State.ONLINE: "ok", State.WAITING: "problem", State.DISCONNECTED: "problem"}
         status = self._status
-        waiting = len(self.session.pending)
+        if state is State.WAITING and session.retry_at is not None:
+            left = max(0, math.ceil(session.retry_at - time.monotonic()))
+            self._countdown = left
+            # The first sentence only: the pane has the full reason (with its hints).
+            reason = session.lost_reason.split(". ")[0].rstrip(".")
+            status = f"Offline: {reason}. Reconnecting in {left} s (attempt {session.attempt})"
+        waiting = len(session.pending)
         if waiting and state is not State.ONLINE:
             status += f" · {waiting} message{'s' if waiting > 1 else ''} waiting to be sent"
-        self.chat_view.set_status(status, kind.get(state, "busy"))
+        self.chat_view.set_status(status, kind.get(state, "busy"), state is State.WAITING)
+        self.menus[1].entryconfigure(
+            "Reconnect now", state="normal" if state is State.WAITING else "disabled"
+        )
 
     def login_failed(self, reason: str, error: ErrorResponse | None = None) -> None:
         if self.on_chat_screen:
@@ -417,6 +537,7 @@ class ChatApp:
         self.connect_view.registered(session.host, session.port, session.name, password)
 
     def logged_in(self, first: bool) -> None:
+        self.conversations.online()
         if first:
             session = self.session
             self.connect_view.login_succeeded(session.host, session.port, session.name)
@@ -432,20 +553,28 @@ class ChatApp:
     def show_message(
         self, message: Message, own: bool, settled: str | None, from_history: bool
     ) -> None:
-        if settled is not None:
-            self.pane.settle(settled)
-            self._status_dirty = True
         live_other = not own and not from_history
+        pane = self.conversations.route(message)  # the pane of the message's conversation
+        if pane is None:
+            return  # shown there already
+        if settled is not None:
+            pane.settle(settled)
+            self._status_dirty = True
         if live_other and not self.focused and self.unread == 0:
-            self.pane.add_unread_marker()
-        mention = self.pane.add_message(message, own)
+            pane.add_unread_marker()
+        # A direct message counts like a mention (title, bell, the list's mark).
+        mention = pane.add_message(message, own) or message.to is not None
+        if live_other:
+            self.conversations.arrived(message, mention)
         if live_other and not self.focused:
             self.unread += 1
             self._title_dirty = True
             self._ring(loud=mention)
+            if mention and self.settings.notifications:
+                self.notifier.notify(f"{message.user} mentioned you", message.text)
 
     def show_pending(self, pending: Pending) -> None:
-        self.pane.add_pending(pending.nonce, pending.text)
+        self.conversations.pane(pending.conversation).add_pending(pending.nonce, pending.text)
         self._refresh_status()
 
     def show_info(self, text: str) -> None:
@@ -455,7 +584,7 @@ class ChatApp:
         self.pane.add_info(text, error=True)
 
     def users_changed(self, users: list[str]) -> None:
-        self.chat_view.users.set_users(users)
+        self.conversations.users_changed(users)
 
     # ---------------------------------------------------------- the loop
     def _pump(self) -> None:
@@ -464,11 +593,12 @@ class ChatApp:
         try:
             more = self.session.drain(DRAIN_BUDGET_SECONDS, DRAIN_LIMIT)
             now = time.monotonic()
+            self.conversations.flush()
             if self.pane.flush() or more:
                 self._last_activity = now
             if self._title_dirty:
                 self._update_title()
-            if self._status_dirty:
+            if self._status_dirty or self._countdown_changed():
                 self._status_dirty = False
                 self._refresh_status()
             if more:
@@ -480,6 +610,13 @@ class ChatApp:
                 delay = BUSY_POLL_MS
         finally:
             self._schedule_pump(delay)
+
+    def _countdown_changed(self) -> bool:
+        """While waiting to reconnect: has the shown "Reconnecting in N s" gone stale?"""
+        retry_at = self.session.retry_at
+        if retry_at is None or self.session.state is not State.WAITING:
+            return False
+        return max(0, math.ceil(retry_at - time.monotonic())) != self._countdown
 
     def _schedule_pump(self, delay: int) -> None:
         if not self._closed:
@@ -545,14 +682,94 @@ class ChatApp:
             except tk.TclError:
                 pass
         self.session.logout()
+        self.notifier.close()
         if self.hosted is not None:
             self.hosted.stop(wait=True)
             self.hosted = None
         self.settings.save(self.config_dir)
 
     def quit(self) -> None:
+        """Ctrl+Q, File > Quit, /quit and the window's close box: ask first if closing would
+        end a chat others are in or drop unsent messages."""
+        if self._closed or Question.current is not None:  # a second close click while asking
+            return
+        if not self.confirm_close():
+            return
         self.close()
         self.window.destroy()
+
+    def confirm_close(self) -> bool:
+        """True when the window may close; keeps unsent messages if the person says so."""
+        others = self.hosted_others()
+        if others:
+            people = len(others) + 1
+            shown = ", ".join(others[:5]) + (" and others" if len(others) > 5 else "")
+            text = (
+                f"{people} people are in this chat; closing ends it. "
+                f"{shown} will be disconnected, and the chat is gone until someone hosts "
+                "it again."
+            )
+            choice = ask(
+                self.window, "Close the chat?", text, ["Close the chat", "Cancel"], "Cancel"
+            )
+            if choice != "Close the chat":
+                return False
+        waiting = list(self.session.pending.values())
+        if waiting:
+            session = self.session
+            count = len(waiting)
+            what = f"{count} message{'s' if count > 1 else ''} you typed"
+            text = (
+                f"{what} {'are' if count > 1 else 'is'} not sent yet. Keep "
+                f"{'them' if count > 1 else 'it'} and send {'them' if count > 1 else 'it'} "
+                f"the next time you connect to {session.host}:{session.port} as "
+                f"{session.name}? If you discard {'them' if count > 1 else 'it'}, "
+                f"{'they are' if count > 1 else 'it is'} lost."
+            )
+            keep, discard = "Keep and quit", "Discard and quit"
+            choice = ask(self.window, "Unsent messages", text, [keep, discard, "Cancel"], keep)
+            if choice not in (keep, discard):
+                return False
+            if choice == keep:
+                outbox.keep(
+                    self.config_dir,
+                    session.host,
+                    session.port,
+                    session.name,
+                    [(p.nonce, p.text) for p in waiting],
+                )
+        return True
+
+    def hosted_others(self) -> list[str]:
+        """Who else is in the chat this window hosts (empty when it hosts none)."""
+        if self.hosted is None:
+            return []
+        own = self.session.name.lower()
+        return [n for n in self.hosted.server.room.names() if n.lower() != own]
+
+
+_JSON_OBJECT = re.compile(r"\s*\{[^{}]*\}")
+
+
+def readable_help(text: str) -> list[str]:
+    """A server's help text for a person: no JSON objects (how requests look on the wire is
+    TkChat's business, not the user's), no blank or duplicate spacing."""
+    lines = []
+    for raw in text.splitlines():
+        line = _JSON_OBJECT.sub("", raw).rstrip()
+        if "JSON" in line:  # a sentence about the wire format: say what it means for the user
+            kept = [part for part in re.split(r"(?<=\.)\s+", line) if "JSON" not in part]
+            if line.endswith(":"):
+                kept.append(
+                    "It answers these requests (TkChat sends them for you; "
+                    "Help > Commands lists what you type):"
+                )
+            line = " ".join(kept)
+        line = re.sub(r"\s+([,.:;])", r"\1", line)
+        line = re.sub(r"(\S)\s{2,}(\S)", r"\1 — \2", line.strip())
+        if line:
+            lines.append(line)
+    return lines or ["(the server sent no help text)"]
 
 
 def _ignore_event(action: Callable[[], None]) -> Callable[[tk.Event[tk.Misc]], str]:

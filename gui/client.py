@@ -93,7 +93,7 @@ class MessageReceiver(threading.Thread):
         self._answered = False
         self._answer_by = 0.0
         self._quiet_by = 0.0
-        self._last_traffic = time.monotonic()
+        self._last_sent = time.monotonic()
 
     @property
     def tkchat_peer(self) -> bool:
@@ -174,7 +174,6 @@ class MessageReceiver(threading.Thread):
         if not data:
             return "the server closed the connection"
         now = time.monotonic()
-        self._last_traffic = now
         if self._waiting:
             self._answered = True
             self._quiet_by = now + ANSWER_QUIET_SECONDS
@@ -199,7 +198,7 @@ class MessageReceiver(threading.Thread):
             return f"connection lost: {exc.strerror or exc}"
         self._unsent = self._unsent[sent:]
         now = time.monotonic()
-        self._last_traffic = now
+        self._last_sent = now
         if not self._unsent and (self._sent_logout or not self._conn.tkchat_peer):
             self._waiting, self._answered = True, False
             self._answer_by = now + self.client.answer_wait
@@ -219,7 +218,7 @@ class MessageReceiver(threading.Thread):
         if self._unsent or self._sent_logout or not self._answer_done(now):
             return
         client = self.client
-        if self._conn.tkchat_peer and now - self._last_traffic >= client.ping_after:
+        if self._conn.tkchat_peer and now - self._last_sent >= client.ping_after:
             client.send(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
@@ -228,7 +227,7 @@ class MessageReceiver(threading.Thread):
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
-        deadlines = [self._last_traffic + self.client.ping_after]
+        deadlines = [self._last_sent + self.client.ping_after]
         if self._waiting:
             deadlines.append(self._quiet_by if self._answered else self._answer_by)
         return max(0.0, min(deadlines) - now)
@@ -451,7 +450,7 @@ class Client:
     def receive_message(self, response: Response) -> None:
         """Called on the receiver thread for each parsed response."""
         if isinstance(response, InfoResponse) and response.event == Event.PONG:
-            return  # liveness only: nothing for a person to see
+            return  # the answer to our ``ping``: liveness only, nothing for a person to see
         if isinstance(response, ErrorResponse):
             log.info("server error %s: %s", response.code, response.text)
         self.report(response)

@@ -25,6 +25,8 @@ from server.config import ServerConfig, default_db_path
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_FLUSH = 0.25  # seconds for the last words to guests when the host closes
+
 
 @dataclass(frozen=True, slots=True)
 class HostConfig:
@@ -43,7 +45,12 @@ class HostedServer:
 
     def __init__(self, config: HostConfig) -> None:
         db = config.db or str(default_db_path())
-        server_config = ServerConfig(host=config.bind, port=config.port, db=db)
+        # Closing the window stops the server: guests get the shutdown notice within
+        # SHUTDOWN_FLUSH or see the connection close (both reconnect), and the window closes
+        # at once (a connection that was reset would otherwise hold the stop for 2 s).
+        server_config = ServerConfig(
+            host=config.bind, port=config.port, db=db, shutdown_flush_seconds=SHUTDOWN_FLUSH
+        )
         self.fingerprint: str | None = None  # SHA-256 of the certificate, with TLS
         if config.tls:
             pair = ensure_self_signed(Path(config.cert_dir or default_db_path().parent))

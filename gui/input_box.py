@@ -1,5 +1,8 @@
 """``InputBox``: where the user types.  Enter sends, Shift+Enter breaks the line, Up/Down walk
-the sent history, Tab completes a user name (again to cycle through the matches)."""
+the sent history, Tab completes a user name (again to cycle through the matches).
+
+Its height follows its text: one line when empty, growing with each (wrapped) line up to
+``MAX_LINES``, then the text scrolls inside it; after sending it is one line again."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from gui import theme
 
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9]*$")
 HISTORY_LIMIT = 500
+MIN_LINES = 1
+MAX_LINES = 5
 
 
 class InputBox(tk.Text):
@@ -26,7 +31,8 @@ class InputBox(tk.Text):
     ) -> None:
         super().__init__(
             master,
-            height=2,
+            height=MIN_LINES,
+            width=20,  # the row gives it its width; a wide request would squeeze Send out
             wrap="word",
             font=text_font,
             undo=True,
@@ -49,6 +55,8 @@ class InputBox(tk.Text):
         self.bind("<Tab>", self._complete)
         self.bind("<Key>", self._other_key, add=True)
         self.bind("<<ThemeChanged>>", lambda _e: self.apply_palette(), add=True)
+        self.bind("<<Modified>>", self._modified, add=True)
+        self.bind("<Configure>", lambda _e: self.fit_height(), add=True)
         self.apply_palette()
 
     def apply_palette(self) -> None:
@@ -62,6 +70,21 @@ class InputBox(tk.Text):
             highlightcolor=p.link,
             highlightbackground=p.muted,
         )
+
+    def fit_height(self) -> None:
+        """As many lines as the text shows wrapped, within ``MIN_LINES``..``MAX_LINES``."""
+        # Not laid out yet, wrapping is unknown: count the typed lines instead.
+        unit = "-displaylines" if self.winfo_width() > 1 else "-lines"
+        lines = int(self.tk.call(str(self), "count", "-update", unit, "1.0", "end"))
+        wanted = max(MIN_LINES, min(MAX_LINES, lines))
+        if int(str(self.cget("height"))) != wanted:
+            self.configure(height=wanted)
+            self.see("insert")
+
+    def _modified(self, _event: tk.Event[tk.Text]) -> None:
+        # <<Modified>> fires only when the flag turns on, so turn it off for the next edit.
+        self.edit_modified(False)
+        self.fit_height()
 
     @property
     def value(self) -> str:

@@ -9,6 +9,14 @@ Layout of the text: received lines are inserted at the mark ``incoming``; lines 
 that are still pending sit below it, so a pending line stays at the bottom until its echo
 arrives, and is then deleted and replaced by the echoed line in the server's order.
 
+Following: ``_following`` (True at the start) says whether the view sticks to the newest
+line.  Only the person changes it - scrolling with the wheel, the scrollbar or the keys sets
+it to "is the view at the bottom now"; reaching the bottom any way sets it - never a resize
+or a flush, so joining a busy chat, a reconnect's history or narrowing the window (which
+rewraps every line) all keep showing the newest line.  Lines that arrive while the person
+reads older ones start at the mark ``unread``; "New messages" goes there first, then to the
+end.
+
 Untrusted text: every string from the network goes through ``display.tk_safe`` (control
 characters as escapes, no lone surrogates, no bidi overrides).
 """
@@ -35,12 +43,11 @@ _TRIM_SLACK = 0.1  # trim only when this much over the limit, so trimming is rar
 _PENDING_SUFFIX = "  (sending…)"
 
 # The whole of a flush in Tcl, one call per batch (see ``MessagePane.flush``):
-# path limit trim_at settled_tags text tags text tags ...  ->  1 if following the end.
+# path limit trim_at follow settled_tags text tags text tags ...
 _FLUSH = "::tkchat::pane_flush"
 _FLUSH_PROC = """
 namespace eval ::tkchat {}
-proc ::tkchat::pane_flush {w limit trim_at settled args} {
-    set following [expr {[lindex [$w yview] 1] >= 0.999}]
+proc ::tkchat::pane_flush {w limit trim_at follow settled args} {
     $w configure -state normal
     if {[llength $args]} {
         $w insert incoming {*}$args
@@ -57,10 +64,9 @@ proc ::tkchat::pane_flush {w limit trim_at settled args} {
         $w delete 1.0 [expr {$lines - $limit}].0
     }
     $w configure -state disabled
-    if {$following} {
+    if {$follow} {
         $w yview moveto 1.0
     }
-    return $following
 }
 """
 
@@ -100,7 +106,7 @@ class MessagePane(ttk.Frame):
             cursor="arrow",
             takefocus=True,
         )
-        self.scrollbar = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
+        self.scrollbar = ttk.Scrollbar(self, orient="vertical", command=self._scrollbar_moved)
         self.text.configure(yscrollcommand=self._on_scroll)
         self.text.grid(row=0, column=0, sticky="nsew")
         self.scrollbar.grid(row=0, column=1, sticky="ns")
@@ -110,9 +116,12 @@ class MessagePane(ttk.Frame):
         self.text.mark_gravity("incoming", "right")
         self.text.configure(state="disabled")
         self.new_button = ttk.Button(
-            self, text="New messages ↓", style="Accent.TButton", command=self.scroll_to_end
+            self, text="New messages ↓", style="Accent.TButton", command=self.show_new
         )
         self._new_shown = False
+        self._following = True
+        self._unread_marked = False  # the mark "unread" is at the first line not yet seen
+        self._unread_visited = False  # "New messages" went there once; next press: the end
         self._batch: list[str | tuple[str, ...]] = []
         self._settled: list[str] = []
         self._pending_tags: set[str] = set()
@@ -134,6 +143,16 @@ class MessagePane(ttk.Frame):
         self.text.tag_bind("link", "<Leave>", lambda _e: self.text.configure(cursor="arrow"))
         for key in ("<Prior>", "<Next>", "<Home>", "<End>"):
             self.text.bind(key, self._scroll_key)
+        # The Text's own bindings scroll after ours run: look once they are done.
+        for sequence in (
+            "<MouseWheel>",
+            "<Button-4>",
+            "<Button-5>",
+            "<ButtonRelease-1>",
+            "<KeyRelease>",
+        ):
+            self.text.bind(sequence, self._after_user_scroll, add=True)
+        self.text.bind("<Configure>", self._resized, add=True)
 
     # ---------------------------------------------------------------- setup
     def sync_fonts(self) -> None:
@@ -248,14 +267,11 @@ class MessagePane(ttk.Frame):
         if first:  # the mark was at the very end and moved past the new line: put it back
             self.text.mark_set("incoming", start)
         self.text.configure(state="disabled")
-        self._follow(True)
+        self.scroll_to_end()
 
     def settle(self, nonce: str) -> None:
         """The echo of a pending message arrived; its line goes at the next flush."""
         self._settled.append(f"p{nonce}")
-
-    def pending_count(self) -> int:
-        return len(self._pending_tags)
 
     def _add_body(self, body: str, line: tuple[str, ...]) -> None:
         """The text after the name; lines after the first are indented under the text."""
@@ -325,18 +341,24 @@ class MessagePane(ttk.Frame):
         limit = self.scrollback
         trim_at = int(limit * (1 + _TRIM_SLACK))
         path = str(self.text)
+        following = self._following
+        if batch and not following and not self._unread_marked and not self._unread_visited:
+            self.text.mark_set("unread", "incoming")
+            self.text.mark_gravity("unread", "left")
+            self._unread_marked = True
         try:
-            following = self.text.tk.call(_FLUSH, path, limit, trim_at, settled, *batch)
+            self.text.tk.call(_FLUSH, path, limit, trim_at, int(following), settled, *batch)
         except (tk.TclError, UnicodeError):
             # One bad string must not lose the rest: insert pairwise, skip what fails.
             log.warning("a line could not be shown; inserting one by one", exc_info=True)
             for index in range(0, len(batch), 2):
+                pair = batch[index : index + 2]
                 try:
-                    self.text.tk.call(_FLUSH, path, limit, trim_at, (), *batch[index : index + 2])
+                    self.text.tk.call(_FLUSH, path, limit, trim_at, int(following), (), *pair)
                 except (tk.TclError, UnicodeError):
                     continue
-            following = self.at_bottom()
-        self._follow(bool(int(following)), scrolled=True)
+        if batch and not following:
+            self._show_new()
         return len(batch) // 2
 
     def _remove_tagged(self, tag: str) -> None:
@@ -347,46 +369,97 @@ class MessagePane(ttk.Frame):
             self.text.configure(state="disabled")
 
     def clear(self) -> None:
-        """Empty the pane (``/clear``); pending lines stay, they are not sent yet."""
+        """Empty the pane (``/clear``, a new connection); pending lines stay, they are not
+        sent yet.  The view follows the newest line again."""
         self.flush()
         self.text.configure(state="normal")
         self.text.delete("1.0", "incoming")
         self.text.configure(state="disabled")
         self._last_day = None
-        self._hide_new()
+        self._set_following(True)
 
     # ------------------------------------------------------------- scrolling
     def at_bottom(self) -> bool:
-        return float(self.text.yview()[1]) >= 0.999
+        """The last line is fully in view.  Asked of the layout, not of ``yview``: after a
+        resize Tk estimates the fractions for a while (0.99 with the end in view)."""
+        if float(self.text.yview()[1]) >= 0.999:
+            return True
+        info = self.text.dlineinfo("end-1c")
+        return info is not None and int(info[1]) + int(info[3]) <= self.text.winfo_height()
 
-    def _follow(self, following: bool, scrolled: bool = False) -> None:
-        if following:
-            if not scrolled:
-                self.text.yview_moveto(1.0)
-            self._hide_new()
-        elif not self._new_shown:
-            self.new_button.place(relx=0.5, rely=1.0, anchor="s", y=-12)
-            self._new_shown = True
+    @property
+    def following(self) -> bool:
+        return self._following
 
     def scroll_to_end(self) -> None:
         self.text.yview_moveto(1.0)
-        self._hide_new()
+        self._set_following(True)
 
-    def _hide_new(self) -> None:
-        if self._new_shown:
-            self.new_button.place_forget()
-            self._new_shown = False
+    def show_new(self) -> None:
+        """ "New messages": the first unread line at the top, or the end if it is in view."""
+        if self._unread_marked:
+            self._unread_marked = False
+            self._unread_visited = True
+            top = self.text.index("@0,0")
+            if self.text.compare("unread", ">", top) and self.text.bbox("unread") is None:
+                self.text.yview("unread")
+                self._after_user_scroll()
+                return
+        self.scroll_to_end()
+
+    def page(self, pages: int) -> None:
+        """Scroll by pages (Page Up/Down, also from the input box)."""
+        self.text.yview_scroll(pages, "pages")
+        self._after_user_scroll()
+
+    def _set_following(self, following: bool) -> None:
+        self._following = following
+        if following:
+            self._unread_marked = self._unread_visited = False
+            if self._new_shown:
+                self.new_button.place_forget()
+                self._new_shown = False
+
+    def _show_new(self) -> None:
+        if not self._new_shown:
+            self.new_button.place(relx=0.5, rely=1.0, anchor="s", y=-12)
+            self._new_shown = True
+
+    def _after_user_scroll(self, _event: object = None) -> None:
+        """The person scrolled: follow if they are at the bottom now, else stay put."""
+        self.text.after_idle(self._look_where_we_are)
+
+    def _look_where_we_are(self) -> None:
+        try:
+            self._set_following(self.at_bottom())
+        except tk.TclError:  # the pane went away meanwhile
+            pass
+
+    def _scrollbar_moved(self, *args: str) -> None:
+        self.text.yview(*args)
+        self._set_following(self.at_bottom())
+
+    def _resized(self, _event: object) -> None:
+        """Every line rewraps: if we were following, the newest line stays in view."""
+        if self._following:
+            self.text.yview_moveto(1.0)
+            self.text.after_idle(self._keep_following)
+
+    def _keep_following(self) -> None:
+        if self._following and self.text.winfo_exists():
+            self.text.yview_moveto(1.0)
 
     def _on_scroll(self, first: float | str, last: float | str) -> None:
         self.scrollbar.set(first, last)
-        if self._new_shown and float(last) >= 0.999:
-            self._hide_new()
+        if not self._following and float(last) >= 0.999:
+            self._set_following(True)
 
     def _scroll_key(self, event: tk.Event[tk.Text]) -> str:
         if event.keysym in ("Prior", "Next"):
-            self.text.yview_scroll(-1 if event.keysym == "Prior" else 1, "pages")
+            self.page(-1 if event.keysym == "Prior" else 1)
         elif event.keysym == "Home":
             self.text.yview_moveto(0.0)
+            self._after_user_scroll()
         else:
             self.scroll_to_end()
         return "break"
@@ -407,3 +480,33 @@ class MessagePane(ttk.Frame):
     def content(self) -> str:
         """All text shown (tests and the failure dumps read this)."""
         return str(self.text.get("1.0", "end-1c"))
+
+    # ------------------------------------------- older pages (gui/conversation_view.py)
+    def prepend(self, messages: list[Message], own_name: str = "") -> None:
+        """Put older messages (a history page, oldest first) above everything shown,
+        keeping the view still: the first visible line stays the first visible line."""
+        if not messages:
+            return
+        self.flush()
+        saved_batch, saved_day = self._batch, self._last_day
+        self._batch, self._last_day = [], None
+        try:
+            for message in messages:
+                own = bool(own_name) and message.user.lower() == own_name.lower()
+                self.add_message(message, own)
+            batch = self._batch
+        finally:
+            self._batch, self._last_day = saved_batch, saved_day
+        text = self.text
+        line, column = text.index("@0,0").split(".")
+        added = sum(str(chunk).count("\n") for chunk in batch[::2])
+        days = [batch[i] for i in range(0, len(batch), 2) if batch[i + 1] == ("day",)]
+        text.configure(state="normal")
+        if days and "day" in text.tag_names("1.0") and text.get("1.0", "2.0") == days[-1]:
+            text.delete("1.0", "2.0")  # the page ends on the day the pane began with
+            added -= 1
+            if line == "1":  # that day line was the top one: keep the line under it still
+                line, column = "2", "0"
+        text.tk.call(text, "insert", "1.0", *batch)
+        text.configure(state="disabled")
+        text.yview(f"{int(line) + added}.{column}")

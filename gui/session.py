@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import queue
 import random
 import time
@@ -29,7 +30,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.message import Message
 from common.protocol import (
@@ -41,7 +42,9 @@ from common.protocol import (
     InfoResponse,
     MessageResponse,
 )
+from gui import conversation_requests
 from gui.client import Client
+from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
 from gui.trust import TLSOptions
 
@@ -76,6 +79,7 @@ class Pending:
     nonce: str
     text: str
     sends: int = 0
+    conversation: Conversation = GENERAL  # where it goes (a room or a direct message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,9 @@ class SessionListener(Protocol):
     def show_info(self, text: str) -> None: ...
 
     def show_error(self, text: str) -> None: ...
+
+    def show_server_help(self, text: str) -> None:
+        """The answer to ``request_help`` (Help > Server help)."""
 
     def users_changed(self, users: list[str]) -> None: ...
 
@@ -159,6 +166,38 @@ class Session:
         self._seen_keys: set[tuple[str, str, str]] = set()
         self._seen_order: deque[tuple[str, str, str]] = deque()
         self._expect_history = False
+        self._help_asked = 0  # help requests not answered yet
+        # While WAITING: why the connection went, and when (time.monotonic) the next try is.
+        self.lost_reason = ""
+        self.retry_at: float | None = None
+        # Conversations (gui/conversation_view.py) sees each event first and takes those of
+        # rooms, direct messages, paging and search (True: taken, the session skips it).
+        self.claim: Callable[[ClientEvent], bool] | None = None
+
+    @property
+    def ever_online(self) -> bool:
+        """This conversation got online at least once (a retry is a reconnect, not a first
+        login)."""
+        return self._ever_online
+
+    @property
+    def attempt(self) -> int:
+        """Reconnect attempts since the connection was lost (0 while online)."""
+        return self._attempt
+
+    # ------------------------------------------------------- conversations hooks
+    @property
+    def speaks_tkchat(self) -> bool:
+        """The server has sent TkChat's keys (ids, codes, users): it has the extensions."""
+        return self._client is not None and self._client.pipelining
+
+    def request(self, payload: dict[str, Any]) -> bool:
+        """Send a request built by ``gui.conversation_requests``; False when offline."""
+        if self._client is None or self.state is not State.ONLINE:
+            self.listener.show_error("not connected")
+            return False
+        self._client.send_payload(payload)
+        return True
 
     # ------------------------------------------------------------ user actions
     def connect(
@@ -186,9 +225,10 @@ class Session:
         self._seen_order.clear()
         self.pending.clear()
         self.users = []
+        self._help_asked = 0
         self._open_connection()
 
-    def send(self, text: str) -> Pending | None:
+    def send(self, text: str, conversation: Conversation = GENERAL) -> Pending | None:
         """Queue a message for sending; it is pending until echoed.  None if not allowed."""
         if not self.name or self.state is State.DISCONNECTED:
             self.listener.show_error("not connected: connect to a server first")
@@ -198,12 +238,32 @@ class Session:
                 f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})"
             )
             return None
-        pending = Pending(uuid.uuid4().hex[:20], text)
+        pending = Pending(uuid.uuid4().hex[:20], text, conversation=conversation)
         self.pending[pending.nonce] = pending
         self.listener.show_pending(pending)
         if self.state is State.ONLINE:
             self._transmit(pending)
         return pending
+
+    def restore_pending(self, messages: list[tuple[str, str]]) -> None:
+        """Messages kept from an earlier run (nonce, text): shown as pending, and sent with
+        their own nonces once online, so one the server already stored is not stored twice."""
+        for nonce, text in messages:
+            if nonce not in self.pending and 0 < len(text) <= MAX_MESSAGE_CHARS:
+                pending = Pending(nonce, text)
+                self.pending[nonce] = pending
+                self.listener.show_pending(pending)
+        if self.state is State.ONLINE and not self._expect_history:
+            self._resend_pending()
+
+    def reconnect_now(self) -> bool:
+        """ "Reconnect now": while waiting to reconnect, try at once instead of at the timer.
+        False (nothing done) in any other state."""
+        if self.state is not State.WAITING:
+            return False
+        self._cancel_timer()
+        self._reconnect()
+        return True
 
     def request_names(self) -> None:
         if self._client is not None and self.state is State.ONLINE:
@@ -213,6 +273,7 @@ class Session:
 
     def request_help(self) -> None:
         if self._client is not None and self.state in (State.ONLINE, State.LOGGING_IN):
+            self._help_asked += 1
             self._client.request_help()
         else:
             self.listener.show_error("not connected")
@@ -241,6 +302,7 @@ class Session:
     def close(self, wait_for_logout: bool = False) -> None:
         """End the connection and any retry; pending messages stay (they are shown)."""
         self._cancel_timer()
+        self.retry_at = None
         self._cancel_retry()
         self._generation += 1
         client, self._client = self._client, None
@@ -269,6 +331,8 @@ class Session:
         return not self.events.empty()
 
     def _handle(self, event: ClientEvent) -> None:
+        if self.claim is not None and self.claim(event):
+            return
         if isinstance(event, MessageResponse):
             self._on_message(event.message, from_history=False)
             if self.state is State.LOGGING_IN:
@@ -352,13 +416,17 @@ class Session:
             return
         delay = self.backoff.delay(self._attempt)
         self._attempt += 1
-        self._set_state(
-            State.WAITING, f"{reason}. Reconnecting in {delay:.1f} s (attempt {self._attempt})"
-        )
+        self.lost_reason = sentence(reason)
+        self.retry_at = time.monotonic() + delay
         self._start_timer(delay, self._reconnect)
+        self._set_state(
+            State.WAITING,
+            f"{self.lost_reason} Reconnecting in {math.ceil(delay)} s (attempt {self._attempt}).",
+        )
 
     def _reconnect(self) -> None:
         self._timer = None
+        self.retry_at = None
         if self.state is State.WAITING:
             self._open_connection()
 
@@ -395,6 +463,9 @@ class Session:
         if info.event in (Event.JOIN, Event.LEAVE) and info.user:
             verb = "joined" if info.event == Event.JOIN else "left"
             self.listener.show_info(f"{info.user} {verb} the chat")
+        elif self._help_asked and info.event is None and info.users is None:
+            self._help_asked -= 1
+            self.listener.show_server_help(info.text)
         else:
             self.listener.show_info(info.text)
 
@@ -515,7 +586,11 @@ class Session:
         pending.sends += 1
         if pending.sends > 1:
             log.info("resending pending message %s (send %d)", pending.nonce, pending.sends)
-        self._client.send_message(pending.text, pending.nonce)
+        if pending.conversation == GENERAL:
+            self._client.send_message(pending.text, pending.nonce)
+        else:
+            payload = conversation_requests.say(pending.conversation, pending.text, pending.nonce)
+            self._client.send_payload(payload)
 
     # ---------------------------------------------------------------- helpers
     def _set_state(self, state: State, detail: str) -> None:
@@ -534,3 +609,31 @@ class Session:
             except Exception:  # the widget may already be gone at shutdown
                 pass
             self._timer = None
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
+    """``text`` as messages of at most ``limit`` characters, cut at a line break if there
+    is one in the second half of a piece, else at a space, else anywhere."""
+    parts: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = window.rfind("\n", limit // 2)
+        if cut < 0:
+            cut = window.rfind(" ", limit // 2)
+        if cut < 0:
+            cut = limit
+        part, text = text[:cut].rstrip(), text[cut:].lstrip("\n ")
+        if part:
+            parts.append(part)
+    if text.strip():
+        parts.append(text.rstrip())
+    return parts
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: capital first letter, one full stop (none after a "?")."""
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".?!" else text + "."

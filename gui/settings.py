@@ -38,6 +38,7 @@ class Settings:
     theme: str = "system"  # "system" follows the desktop's light/dark setting
     font_size: int = 11
     scrollback: int = 5000  # messages kept in the pane; older ones are trimmed
+    notifications: bool = True  # a desktop notification for a mention while away
     # Whether "Remember passwords" is ticked; the passwords themselves are only ever in the
     # OS keychain (gui/secrets.py), never in this file.
     remember_passwords: bool = False

@@ -13,8 +13,14 @@ from gui.display import tk_safe
 class UserList(ttk.Frame):
     def __init__(self, master: tk.Misc, text_font: tkfont.Font) -> None:
         super().__init__(master, padding=(8, 6, 4, 6))
-        self.header = ttk.Label(self, text="Online", style="Heading.TLabel")
-        self.header.pack(side="top", anchor="w", pady=(0, 6))
+        self.header = ttk.Label(self, text="Online", style="Heading.TLabel", wraplength=120)
+        self.header.pack(side="top", anchor="w", fill="x", pady=(0, 6))
+        # A narrow list wraps "Offline (last known)" instead of cutting it off.
+        self.header.bind(
+            "<Configure>",
+            lambda e: self.header.configure(wraplength=max(60, int(e.width))),
+            add=True,
+        )
         self.listbox = tk.Listbox(
             self,
             font=text_font,

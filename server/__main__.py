@@ -9,13 +9,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from common.protocol import DEFAULT_PORT
 from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
+from server.dbfile import prepare_db
 from server.history import StoreError
 from server.logsafe import SafeFormatter
 from server.tls import TLSConfigError
@@ -154,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Gone: a password on the command line is in `ps` and /proc/PID/cmdline for everyone.
     parser.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="cluster mode: keep the chat in Redis (redis://HOST:PORT/DB), so that several "
+        "servers serve one chat; needs the 'cluster' extra (default: SQLite, one process)",
+    )
+    parser.add_argument(
+        "--redis-lease",
+        type=float,
+        default=defaults.redis_lease,
+        help="cluster mode: seconds after which a dead server's names are freed "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--tls-cert",
         metavar="FILE",
         default=None,
@@ -248,6 +262,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keep_days=args.keep_days,
         keep_messages=args.keep_messages,
         password=server_password(args),
+        redis=args.redis,
+        redis_lease=args.redis_lease,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         plain_port=args.plain_port,
@@ -269,34 +285,6 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
         return value
 
     return convert
-
-
-def prepare_db(db: str) -> str | None:
-    """Make the history file's folder (0700) and the file (0600), private to this user.
-
-    Returns a sentence for the user when that cannot be done (None when all is well).  Runs
-    before the store opens, so that SQLite finds a file it may use and nobody else may read,
-    and so a ``--db`` under a regular file is reported as what it is (SQLite's own message
-    was "cannot listen ... File exists").
-    """
-    if db == ":memory:" or db.startswith("file:"):
-        return None
-    path = Path(db).expanduser()
-    for parent in (path.parent, *path.parent.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                return f"--db {db}: {parent} is a file, not a folder; pick another path"
-            break
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.is_dir():
-            return f"--db {db} is a folder; give a file name inside it"
-        # O_CREAT with 0600: a new history file is private from its first byte (SQLite's
-        # -wal and -shm files take the same mode).  An existing file keeps its mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    except OSError as exc:
-        return f"--db {db}: cannot create it: {exc.strerror or exc}"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             exc.strerror or exc,
         )
         return 2
-    except Exception as exc:  # e.g. an unreadable or locked database
-        log.error("cannot start: %s (history file %s)", exc, config.db)
+    except ImportError as exc:
+        log.error("cluster mode needs the redis package: pip install 'tkchat[cluster]' (%s)", exc)
+        return 2
+    except Exception as exc:  # e.g. an unreadable or locked database, or Redis unreachable
+        where = "Redis (cluster mode)" if config.redis else f"history file {config.db}"
+        log.error("cannot start: %s (%s)", exc, where)
         return 2
     stop = threading.Event()
 
@@ -345,19 +337,25 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     where = "every interface" if config.host in ("", "0.0.0.0", "::") else config.host
+    tls = ", TLS only" if server.tls_context is not None else ""
+    if config.redis:
+        stored = "history in Redis (cluster mode)"
+    else:
+        stored = f"history in {config.db} ({server.store.count()} messages stored)"
     log.info(
-        "TkChat server listening on %s:%d (%s%s); history in %s (%d messages stored)",
-        config.host,
-        server.port,
-        where,
-        ", TLS only" if server.tls_context is not None else "",
-        config.db,
-        server.store.count(),
+        "TkChat server listening on %s:%d (%s%s); %s", config.host, server.port, where, tls, stored
     )
     if config.password is not None:
         log.info("every login needs the server password (server_password)")
     if server.plain_port is not None:
         log.info("plaintext port for classic KTN programs: %d (not encrypted)", server.plain_port)
+    if config.keep_days is not None or config.keep_messages is not None:
+        log.info(
+            "history retention: %s%s%s, pruned in the background",
+            f"the last {config.keep_days:g} days" if config.keep_days is not None else "",
+            " and " if config.keep_days is not None and config.keep_messages is not None else "",
+            f"the newest {config.keep_messages} messages" if config.keep_messages else "",
+        )
     server.start()
     while not stop.wait(0.5):
         pass

@@ -24,11 +24,12 @@ import socketserver
 import ssl
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.protocol import ErrorCode, Event, MessageParser
 from server.accounts import Accounts, LoginGuard
 from server.config import ServerConfig
+from server.dbfile import private_db
 from server.handler import ClientHandler
 from server.history import HistoryStore
 from server.limits import AddressLimits, address_key, fit_open_files
@@ -37,6 +38,10 @@ from server.outbox import Outbox, Sender
 from server.retention import Retention
 from server.room import LocalRoom
 from server.tls import ServerTLS, server_context
+
+if TYPE_CHECKING:
+    from server.cluster import ClusterRoom
+    from server.cluster_accounts import RedisAccounts
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,10 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             if config.tls_cert
             else None
         )
-        self.store = HistoryStore(config.db, config.busy_timeout)
+        # In cluster mode the history is in Redis; the store stays empty (``:memory:``).
+        if not config.redis:
+            private_db(config.db)  # folder 0700, file 0600, before SQLite creates it
+        self.store = HistoryStore(":memory:" if config.redis else config.db, config.busy_timeout)
         self.max_connections, fitted = fit_open_files(config.max_connections)
         if fitted is not None:
             if self.max_connections < config.max_connections:
@@ -71,12 +79,26 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         # Refusals, overflows, timeouts: the first of each kind, then a count per window.
         self.warnings = Summary(log)
         self.sender = Sender(config.max_total_queue_bytes)
-        self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
+        self.room: LocalRoom | ClusterRoom
+        if config.redis:
+            from server.cluster import ClusterRoom  # noqa: PLC0415 - only cluster mode loads redis
+
+            self.room = ClusterRoom(
+                config.redis, config.history_size, config.redis_lease, self.sender.throttle
+            )
+        else:
+            self.room = LocalRoom(self.store, config.history_size, self.sender.throttle)
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
+        self.accounts: Accounts | RedisAccounts
         try:
-            self.accounts = Accounts(config.db)
+            if config.redis:
+                from server.cluster_accounts import RedisAccounts  # noqa: PLC0415
+
+                self.accounts = RedisAccounts(config.redis)
+            else:
+                self.accounts = Accounts(config.db)
         except BaseException:
             self.store.close()
             raise
@@ -114,7 +136,14 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
                 self.store.close()
                 raise
         self.sender.start()
-        self.room.start()
+        try:
+            self.room.start()
+        except BaseException:
+            self.server_close()
+            self.sender.stop()
+            self.store.close()
+            self.accounts.close()
+            raise
         self.retention.start()
         for starter in self._starters:
             starter.start()

@@ -28,8 +28,8 @@ class ServerConfig:
     max_per_address: int = 20
     address_rate: float = 100.0  # requests of any kind per second, after a burst
     address_burst: int = 400
-    login_rate: float = 2.0  # logins per second, after a burst
-    login_burst: int = 20
+    login_rate: float = 5.0  # logins per second, after a burst
+    login_burst: int = 50
     # Sockets that never log in are closed after this long (they hold a connection slot).
     login_timeout: float = 10.0
     # A TkChat client (it sent "client") pings after 60 s of quiet; one silent this long is
@@ -57,6 +57,10 @@ class ServerConfig:
     plain_port: int | None = None
     tls_handshake_timeout: float = 10.0
     shutdown_flush_seconds: float = 2.0
+    # Cluster mode: a Redis URL (redis://HOST:PORT/DB) makes this process one node of a chat
+    # kept in Redis (server/cluster.py); None is the single process with SQLite.
+    redis: str | None = None
+    redis_lease: float = 5.0  # seconds a dead node's names stay taken
     # Retention: None keeps everything; a prune runs at start and every retention_interval s.
     keep_days: float | None = None
     keep_messages: int | None = None

@@ -55,20 +55,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HELP_TEXT = """TkChat server. Requests are JSON objects {"request": R, "content": C}, one per line:
-  login <name>   log in; name is 1-32 letters or digits, unique regardless of case
-  msg <text>     send a message (1-4000 characters) to everyone logged in
-  names          list who is logged in
-  help           show this text
-  logout         log out and close the connection
-TkChat clients also have rooms, direct messages, older history and search:
-  join <room>, part <room>, rooms; msg and names take "room", msg takes "to": NAME;
-  history with "room" or "with", "before", "limit"; search <words> with "room", "limit"
-  register       {"request": "register", "password": P}: from now on logging in as this
-                 name needs P (8-256 characters); add "new_password" to change it
-  help           show this text
-  ping           check the connection (answered with a "pong" info)
-  logout         log out and close the connection"""
+HELP_TEXT = """TkChat server. One JSON object per line: {"request": R, "content": C}
+  login NAME  1-32 letters or digits, unique in any case
+  msg TEXT    1-4000 characters, to everyone logged in
+  names       who is logged in
+  help, ping, logout
+TkChat clients also: join/part ROOM, rooms, history, search WORDS,
+register with "password" (then login needs it)"""
 
 _RECV_BYTES = 65536
 CLASSIC_GAP_SECONDS = 0.005  # between objects sent to a classic client (see ``parse_login``)
@@ -78,8 +71,8 @@ _IDLE_POLL_SECONDS = 300.0  # reader wake-up when logged in; the socket must kee
 KEEPALIVE_IDLE_SECONDS = 60
 KEEPALIVE_INTERVAL_SECONDS = 10
 KEEPALIVE_PROBES = 5
-# Tokens a ``names`` answer costs per KiB of users beyond the first token (see parse_names).
-_NAMES_BYTES_PER_TOKEN = 1024
+# An answer costs its address one more token per this many bytes (see ``send``).
+_ANSWER_BYTES_PER_TOKEN = 1024
 
 RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
 
@@ -230,12 +223,18 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
-        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``)."""
+        (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
+
+        Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
+        cost the address a token per KiB, into debt: its next requests wait for it."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
-        self._put(MessageParser.encode(payload))
+        data = MessageParser.encode(payload)
+        if len(data) >= _ANSWER_BYTES_PER_TOKEN:
+            self.server.limits.charge(self.address, len(data) // _ANSWER_BYTES_PER_TOKEN)
+        self._put(data)
 
     def _put(self, data: bytes) -> None:
         """The one way bytes for this connection enter its outbox (on a TLS connection,
@@ -360,11 +359,15 @@ class ClientHandler(socketserver.BaseRequestHandler):
         # The password before the name's availability: without it nobody learns whether a
         # registered user is online.
         proven = False
-        if self.server.accounts.is_registered(content):
-            if not self.server.accounts.verify(content, payload.get("password")):
+        try:
+            registered = self.server.accounts.is_registered(content)
+            if registered and not self.server.accounts.verify(content, payload.get("password")):
                 self._auth_failed(AuthField.PASSWORD, content)
                 return
-            proven = True
+        except AccountsUnavailable:  # cluster mode: Redis cannot be reached
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
+        proven = registered
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
@@ -382,6 +385,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._name = None
             self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
+            return
+        except Refused as refused:  # cluster mode: Redis cannot be reached
+            self._name = None
+            self.proven = False
+            self._error(refused.code, refused.text)
             return
         log.info(
             "login %s (%s, %s%s)",
@@ -401,7 +409,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         password = payload.get("password")
         new_password = payload.get("new_password")
         accounts = self.server.accounts
-        registered = accounts.is_registered(name)
+        try:
+            registered = accounts.is_registered(name)
+        except AccountsUnavailable:
+            self._error(ErrorCode.UNAVAILABLE, "the server cannot check names now; try later")
+            return
         chosen = password if new_password is None else new_password
         problem = password_problem(chosen)
         if problem is not None:
@@ -415,19 +427,18 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 'send the current one as "password" and the new one as "new_password"',
             )
             return
-        if new_password is not None:
-            if not registered:
-                self._error(
-                    ErrorCode.BAD_REQUEST,
-                    f'bad request: the name {name} is not registered; send "password" alone '
-                    "to register it",
-                )
-                return
-            if not accounts.verify(name, password):
-                self._auth_failed(AuthField.PASSWORD, name)
-                return
+        if new_password is not None and not registered:
+            self._error(
+                ErrorCode.BAD_REQUEST,
+                f'bad request: the name {name} is not registered; send "password" alone '
+                "to register it",
+            )
+            return
         assert isinstance(chosen, str)
         try:
+            if new_password is not None and not accounts.verify(name, password):
+                self._auth_failed(AuthField.PASSWORD, name)
+                return
             accounts.set_password(name, chosen)
         except AccountsUnavailable:
             self._error(
@@ -516,11 +527,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
         except Refused as refused:
             self._error(refused.code, refused.text)
             return
-        # The answer amplifies (40 bytes asked, 37 KB answered in a crowd of 1,000): it costs
-        # the address a token per KiB of names on top of the request's own.
-        extra = sum(len(user) + 4 for user in users) // _NAMES_BYTES_PER_TOKEN
-        if extra and not self._within_address_limit(extra):
-            return
         if room == GENERAL_ROOM:
             self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
         else:
@@ -557,7 +563,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
         if not self._logged_in():
             return
-        rooms = self.server.room.rooms()
+        try:
+            rooms = self.server.room.rooms()
+        except Refused as refused:
+            self._error(refused.code, refused.text)
+            return
         shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
         more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
         self.send(

@@ -7,8 +7,11 @@ increasing across restarts, across rooms and after retention deletes old rows: a
 given twice.  ``:memory:`` keeps no history at all.
 
 What is stored: every message with its room (``NULL`` for a direct message, which has a
-``recipient`` instead), whether its sender had proven the name with a password (nonce replay
-and direct-message read-back depend on it), and the rooms ever created.  ``messages_fts`` is an
+``recipient`` instead), whether its sender and (direct messages) its recipient had proven
+their names with a password when it was sent, and the rooms ever created.  Nonce replay and
+direct-message read-back depend on the proofs: a direct message is read back only by a side
+that was proven at the time, so whoever registers a name later (perhaps not the person who
+used it unregistered before) does not get the earlier conversations.  ``messages_fts`` is an
 external-content FTS5 index of the texts, kept in step by triggers inside the same
 transaction as the rows, so a search never sees a message that is not stored or misses one
 that is.  Every word of a search is a prefix; FTS5 answers a prefix query by merging the
@@ -61,6 +64,7 @@ _ADDED_COLUMNS = {
     "recipient": "TEXT",
     "recipient_key": "TEXT",
     "proven": "INTEGER NOT NULL DEFAULT 0",
+    "recipient_proven": "INTEGER NOT NULL DEFAULT 0",
 }
 
 _INDEXES = """
@@ -141,10 +145,10 @@ class HistoryStore:
             self._read_lock = threading.Lock()
 
     # ----------------------------------------------------------------- writes
-    def insert_many(self, drafts: Iterable[tuple[Message, bool]]) -> list[Message]:
-        """Store ``(message, proven)`` pairs (their ``id`` is ignored) in one transaction;
-        return the messages with ids.  Raises ``sqlite3.Error`` if the commit failed (the
-        file locked by another program, the disk full): then nothing of the batch is stored.
+    def insert_many(self, drafts: Iterable[tuple[Message, bool, bool]]) -> list[Message]:
+        """Store ``(message, sender proven, recipient proven)`` (the ``id`` is ignored) in one
+        transaction; return the messages with ids.  Raises ``sqlite3.Error`` if the commit
+        failed (the file locked by another program, the disk full): then nothing is stored.
 
         One transaction per batch is what makes group commit cheap; the commit is done when
         this returns, so the caller may broadcast.
@@ -154,11 +158,12 @@ class HistoryStore:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for draft, proven in drafts:
+                for draft, proven, recipient_proven in drafts:
                     room = None if draft.to is not None else (draft.room or GENERAL_ROOM)
                     cur.execute(
                         "INSERT INTO messages (timestamp, sender, sender_key, text, nonce, room,"
-                        " recipient, recipient_key, proven) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " recipient, recipient_key, proven, recipient_proven)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             format_timestamp(draft.timestamp),
                             draft.user,
@@ -169,6 +174,7 @@ class HistoryStore:
                             draft.to,
                             None if draft.to is None else draft.to.lower(),
                             int(proven),
+                            int(recipient_proven and draft.to is not None),
                         ),
                     )
                     ident = cur.lastrowid
@@ -214,16 +220,19 @@ class HistoryStore:
     def direct_page(
         self, user: str, other: str, before: int | None, limit: int
     ) -> tuple[list[Message], bool]:
-        """Like ``page``, for the direct messages between two names (any case)."""
+        """Like ``page``, for the direct messages between ``user`` and ``other`` (any case)
+        that ``user`` sent or received with a proven name."""
         me, them = user.lower(), other.lower()
         sql = (
             f"SELECT {_COLUMNS} FROM messages WHERE recipient_key = ? AND sender_key = ?"
-            " AND id < ? ORDER BY id DESC LIMIT ?"
+            " AND {} = 1 AND id < ? ORDER BY id DESC LIMIT ?"
         )
         # Each direction is one walk down its index; the newest of both are merged here.
-        rows = self._read(sql, (them, me, _upper(before), limit + 1))
+        rows = self._read(sql.format("proven"), (them, me, _upper(before), limit + 1))
         if me != them:
-            rows += self._read(sql, (me, them, _upper(before), limit + 1))
+            rows += self._read(
+                sql.format("recipient_proven"), (me, them, _upper(before), limit + 1)
+            )
             rows.sort(key=lambda row: int(row[0]), reverse=True)
         return _page(rows[: limit + 1], limit)
 
@@ -232,7 +241,8 @@ class HistoryStore:
     ) -> list[Message]:
         """The newest ``limit`` messages holding every word of ``words`` (case-insensitive,
         each word a prefix), oldest first, from ``rooms`` and, with ``direct_of``, from that
-        name's direct messages.  Raises ``SearchUnavailable`` without FTS5."""
+        name's direct messages (those its side sent or received proven).  Raises
+        ``SearchUnavailable`` without FTS5."""
         if not self.has_search:
             raise SearchUnavailable("this server's SQLite has no FTS5")
         query = fts_query(words)
@@ -244,7 +254,10 @@ class HistoryStore:
             scopes.append(f"m.room IN ({', '.join('?' * len(rooms))})")
             params.extend(rooms)
         if direct_of is not None:
-            scopes.append("(m.room IS NULL AND (m.sender_key = ? OR m.recipient_key = ?))")
+            scopes.append(
+                "(m.room IS NULL AND ((m.sender_key = ? AND m.proven = 1)"
+                " OR (m.recipient_key = ? AND m.recipient_proven = 1)))"
+            )
             params.extend([direct_of.lower()] * 2)
         params.append(limit)
         columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))

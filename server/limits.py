@@ -7,7 +7,8 @@ sockets that never logged in kept every other address out (issue 11).  So each a
 - a cap on connections open at once (``--max-per-address``): one address can never hold the
   whole ``--max-connections``, so another address always gets in;
 - one token bucket over every request it sends, whatever the kind (``--address-rate``,
-  ``--address-burst``); answers that cost the server more (``names`` in a crowd) take more tokens;
+  ``--address-burst``); an answer costs a token more per KiB (``names`` in a crowd, a page of
+  history), so one address gets about ``--address-rate`` KiB/s of answers, not 64 KiB each;
 - a token bucket for logins (``--login-rate``, ``--login-burst``): cycling names costs a login each.
 
 The per-user message limit (``--rate-limit``) still applies inside the address's bucket.
@@ -64,6 +65,16 @@ class TokenBucket:
             return True
         return False
 
+    def charge(self, cost: float, now: float | None = None) -> None:
+        """Take ``cost`` tokens after the fact, into debt if need be (at most one burst deep):
+        the next requests wait until it is paid back."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens = max(-self.burst, self._tokens - cost)
+
     def full_at(self) -> float:
         """The monotonic time at which the bucket is full again."""
         if self.rate <= 0:
@@ -78,8 +89,8 @@ class AddressPolicy:
     max_connections: int = 20
     request_rate: float = 100.0
     request_burst: int = 400
-    login_rate: float = 2.0
-    login_burst: int = 20
+    login_rate: float = 5.0
+    login_burst: int = 50
 
 
 @dataclass(slots=True)
@@ -142,6 +153,11 @@ class AddressLimits:
         """Take ``cost`` from the address's request bucket."""
         with self._lock:
             return self._account(key).requests.allow(cost)
+
+    def charge(self, key: str, cost: float) -> None:
+        """Charge the address's request bucket for an answer already sent (see handler.send)."""
+        with self._lock:
+            self._account(key).requests.charge(cost)
 
     def allow_login(self, key: str) -> bool:
         """Take one login from the address's login bucket."""

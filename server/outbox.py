@@ -251,7 +251,10 @@ class Outbox:
         with self._lock:
             self._closed = True
             self._forget_locked()
+            self._scheduled = False
         self._partial = None
+        # Nothing more will go out: ``close`` must not wait its flush timeout for it.
+        self.drained.set()
         self.kick()
 
     def fileno(self) -> int:

@@ -58,7 +58,11 @@ class Retention:
 
     def prune_once(self) -> int:
         """Delete everything retention allows now; return how many messages went."""
-        bound = self._bound()
+        try:
+            bound = self._bound()
+        except sqlite3.Error as exc:
+            log.warning("retention: prune postponed (%s)", exc)
+            return 0
         total = 0
         while bound is not None and not self._stop.is_set():
             try:

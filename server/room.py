@@ -57,12 +57,13 @@ a member's outbox lock.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -152,6 +153,7 @@ class _Draft:
     member: Member
     message: Message
     proven: bool
+    to_proven: bool = False  # a direct message's recipient had proven its name
 
 
 @dataclass(slots=True)
@@ -293,7 +295,9 @@ class LocalRoom:
                 return  # logged out meanwhile
             recent = self._recent.get(room)
             if recent is None:
-                recent = deque(self._store.recent(self.history_size, room), self.history_size)
+                with _store_reads():
+                    stored = self._store.recent(self.history_size, room)
+                recent = deque(stored, self.history_size)
                 self._recent[room] = recent
             seats = self._rooms.setdefault(room, {})
             fresh = key not in seats
@@ -326,7 +330,8 @@ class LocalRoom:
     def rooms(self) -> list[RoomInfo]:
         """Every room (stored ones, even empty), sorted by name, with its member count; the
         busiest ``MAX_ROOMS_LISTED`` when there are more."""
-        names = self._store.rooms()
+        with _store_reads():
+            names = self._store.rooms()
         with self._lock:
             infos = [RoomInfo(n, len(self._rooms.get(n, ()))) for n in names]
         if len(infos) > MAX_ROOMS_LISTED:
@@ -369,12 +374,14 @@ class LocalRoom:
                         f"{to} uses a program that cannot receive direct messages",
                     )
                 to = self._users[to.lower()]
+                to_proven = recipient.member.proven
                 message = Message(text, name, now_utc(), None, nonce, None, to)
             else:
                 room = room or GENERAL_ROOM
                 self._check_seat(room, key)
+                to_proven = False
                 message = Message(text, name, now_utc(), None, nonce, room)
-        self._enqueue(_Draft(member, message, member.proven), member)
+        self._enqueue(_Draft(member, message, member.proven, to_proven), member)
 
     def settle(self, member: Member, timeout: float = SETTLE_SECONDS) -> bool:
         """Wait until every message ``member`` posted has been stored and broadcast."""
@@ -391,15 +398,18 @@ class LocalRoom:
         and whether there are older ones; ``not_in_room`` if ``member`` is not in it."""
         with self._lock:
             self._check_seat(room, _key(member))
-        return self._store.page(room, before, min(limit, MAX_PAGE))
+        with _store_reads():
+            return self._store.page(room, before, min(limit, MAX_PAGE))
 
     def direct_page(
         self, member: Member, other: str, before: int | None, limit: int
     ) -> tuple[list[Message], bool]:
         """Like ``page`` for the direct messages between ``member`` and ``other``: only for a
-        login that proved its name (anyone may log in with an unregistered name)."""
+        login that proved its name (anyone may log in with an unregistered name), and only
+        those it sent or received proven."""
         _require_proven(member)
-        return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
+        with _store_reads():
+            return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
 
     def search(self, member: Member, words: str, room: str | None, limit: int) -> list[Message]:
         """The newest ``limit`` messages holding every word, oldest first: from ``room``, or
@@ -413,7 +423,8 @@ class LocalRoom:
                 rooms = sorted(self._joined.get(key, ()))
         direct = key if room is None and member.proven else None
         try:
-            return self._store.search(words, rooms, direct, limit)
+            with _store_reads():
+                return self._store.search(words, rooms, direct, limit)
         except SearchUnavailable as exc:
             raise Refused(ErrorCode.UNAVAILABLE, f"search is not available here: {exc}") from exc
 
@@ -521,9 +532,42 @@ class LocalRoom:
                 self._cond.notify_all()
 
     def _write(self, batch: list[_Draft | _Notice]) -> None:
-        """Store the batch's new messages in one transaction, then broadcast the batch."""
+        """Store the batch's new messages in one transaction, then broadcast the batch.  If
+        the store fails (reading nonces back or committing), every draft of the batch is
+        refused with ``unavailable``; its join/leave events still go out."""
+        drafts = [item for item in batch if isinstance(item, _Draft)]
+        stored: list[Message] = []
         fresh: list[_Draft] = []
-        repeats: dict[int, Message | _Draft] = {}  # index in batch -> original, or its draft
+        repeats: dict[int, Message | _Draft] = {}
+        failed = False
+        try:
+            fresh, repeats = self._sort_out(batch)
+            if fresh:
+                stored = self._store.insert_many((d.message, d.proven, d.to_proven) for d in fresh)
+        except sqlite3.Error as exc:
+            failed = True
+            log.warning("history store unavailable, %d message(s) refused: %s", len(drafts), exc)
+        except Exception:
+            failed = True
+            log.exception("history store failed, %d message(s) refused", len(drafts))
+        if failed:
+            stored, repeats = [], {}
+        try:
+            for message in stored:
+                assert message.id is not None
+                self._nonces_of(message.user).remember(message.nonce, message.id)
+        except sqlite3.Error as exc:  # stored all the same: they are broadcast
+            log.warning("nonce memory not updated: %s", exc)
+        by_draft = {id(d): m for d, m in zip(fresh, stored, strict=False)}
+        self._broadcast(batch, repeats, by_draft, failed)
+
+    def _sort_out(
+        self, batch: list[_Draft | _Notice]
+    ) -> tuple[list[_Draft], dict[int, Message | _Draft]]:
+        """The drafts to store, and the nonce repeats (index in batch -> the original
+        message, or the earlier draft of this batch it repeats)."""
+        fresh: list[_Draft] = []
+        repeats: dict[int, Message | _Draft] = {}
         seen: dict[tuple[str, str], _Draft] = {}  # (user key, nonce) in this batch
         for index, item in enumerate(batch):
             if isinstance(item, _Notice):
@@ -546,22 +590,7 @@ class LocalRoom:
                     continue
                 seen[key] = item
             fresh.append(item)
-        stored: list[Message] = []
-        failed = False
-        if fresh:
-            try:
-                stored = self._store.insert_many((d.message, d.proven) for d in fresh)
-            except sqlite3.Error as exc:
-                failed = True
-                log.warning("history store unavailable, %d message(s) refused: %s", len(fresh), exc)
-            except Exception:
-                failed = True
-                log.exception("history store failed, %d message(s) refused", len(fresh))
-        by_draft = {} if failed else {id(d): m for d, m in zip(fresh, stored, strict=True)}
-        for message in stored:
-            assert message.id is not None
-            self._nonces_of(message.user).remember(message.nonce, message.id)
-        self._broadcast(batch, repeats, by_draft, failed)
+        return fresh, repeats
 
     def _broadcast(
         self,
@@ -663,16 +692,15 @@ class LocalRoom:
                 for member in targets:
                     hears.setdefault(member, []).append([index])
                     whole.pop(member, None)
-            shared: dict[str, bytes] = {}
+            shared: dict[str, tuple[bytes, list[bytes]]] = {}  # room -> its part, joined
             for member, lists in hears.items():
                 room_of_all = whole.get(member)
                 if room_of_all is not None:
-                    data = shared.get(room_of_all)
-                    if data is None:
-                        data = shared[room_of_all] = b"".join(
-                            parts[i] for i in by_room[room_of_all]
-                        )
-                    member.deliver_batch(data, [parts[i] for i in by_room[room_of_all]])
+                    whole_part = shared.get(room_of_all)
+                    if whole_part is None:
+                        own_parts = [parts[i] for i in by_room[room_of_all]]
+                        whole_part = shared[room_of_all] = (b"".join(own_parts), own_parts)
+                    member.deliver_batch(*whole_part)
                     continue
                 indices = sorted(i for own in lists for i in own)
                 mine = [parts[i] for i in indices]
@@ -713,6 +741,17 @@ def _same_sender(draft: _Draft, original: Message, proven: bool, same_login: boo
         and (original.room if original.to is None else None)
         == (message.room if message.to is None else None)
     )
+
+
+@contextlib.contextmanager
+def _store_reads() -> Iterator[None]:
+    """A read the store cannot do now (a file in rollback-journal mode locked by another
+    program, a disk error) is the client's ``unavailable``, not a dropped connection."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        log.warning("history store read failed: %s", exc)
+        raise Refused(ErrorCode.UNAVAILABLE, "the history store cannot be read now") from exc
 
 
 def _require_proven(member: Member) -> None:

@@ -1,14 +1,13 @@
 """Helpers for the rooms, direct-message and paging/search tests: a fence that shows what a
-client received up to a point, a room join, and a stand-in for a password-proven login."""
+client received up to a point, a room join, and registering a name / logging in with it."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
-from server.app import ChatServer
-from tests.conftest import wait_for
 from tests.wire import WireClient
 
 _fences = itertools.count()
@@ -32,6 +31,16 @@ def fence(sender: WireClient, *clients: WireClient) -> list[list[dict[str, Any]]
     return seen
 
 
+def logged_in(connect: Callable[[], WireClient], *names: str) -> list[WireClient]:
+    """New TkChat clients logged in as ``names``."""
+    clients = []
+    for name in names:
+        client = connect()
+        client.login(name)
+        clients.append(client)
+    return clients
+
+
 def join(client: WireClient, room: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Join ``room``; return its ``joined`` info and its ``history`` (what others said in the
     meantime is skipped)."""
@@ -49,18 +58,18 @@ def contents(history: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(item) for item in history["content"]]
 
 
-def prove(server: ChatServer, name: str) -> None:
-    """Mark ``name``'s connection as logged in with a registered name's password, as the
-    login does once registered names exist (the rooms code only reads ``proven``)."""
+def register(client: WireClient, password: str = "a good password") -> None:
+    """Register the client's name (PROTOCOL.md, Registered names): from now on its login is
+    proven, and logging in as that name needs the password."""
+    client.send("register", password=password)
+    assert "registered" in client.expect("info")["content"]
 
-    def found() -> bool:
-        with server._handlers_lock:
-            handlers = [h for h in server._handlers if h.name == name]
-        for handler in handlers:
-            handler.proven = True
-        return bool(handlers)
 
-    wait_for(found, what=f"{name}'s connection")
+def login_proven(client: WireClient, name: str, password: str = "a good password") -> None:
+    """Log in as a registered name with its password."""
+    client.send("login", name, client="test/1.0", password=password)
+    client.expect("info")
+    client.expect("history")
 
 
 def room_event(client: WireClient, event: str, room: str | None) -> dict[str, Any]:

@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from common.protocol import ErrorCode
+from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageResponse
 from gui.client import Client
 from gui.events import ClientEvent, Disconnected
 from server import handler as handler_module
-from server.__main__ import prepare_db
 from server.app import ChatServer
 from server.config import ServerConfig
+from server.dbfile import prepare_db
 from server.limits import AddressLimits, AddressPolicy, address_key
 from server.logsafe import SafeFormatter, Summary, clean
 from tests.conftest import DEFAULT_LIMITS, ROOT, ServerProcess, wait_for
@@ -260,22 +260,34 @@ def test_the_per_user_message_limit_still_applies_inside_the_address_bucket(
     assert got[-1]["code"] == ErrorCode.RATE_LIMITED
 
 
-def test_names_in_a_crowd_cost_more_tokens(
+def test_big_answers_cost_a_token_per_kib(
     make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An answer that amplifies costs its asker a token per KiB (here per 16 bytes)."""
-    monkeypatch.setattr(handler_module, "_NAMES_BYTES_PER_TOKEN", 16)
-    server = make_server(address_rate=0.001, address_burst=10, login_rate=0)
-    for i in range(3):
-        clients.append(log_in(server.port, f"longname{i}", VICTIM))  # 3 x 14 bytes: 2 tokens
-    wire = log_in(server.port, "asker", ATTACKER)  # the login took 1 of 10
+    """An answer that amplifies (names in a crowd, a history page) costs its address a token
+    per KiB, here per 100 bytes: the help text (~800 bytes) costs ~9, so a bucket of 20
+    serves it three times, not 20.  Another address is not charged."""
+    monkeypatch.setattr(handler_module, "_ANSWER_BYTES_PER_TOKEN", 100)
+    server = make_server(address_rate=0.001, address_burst=20, login_rate=0)
+    wire = WireClient(server.port, source=ATTACKER)
     clients.append(wire)
-    kinds = []
-    for _ in range(4):
-        wire.send("names")
-        kinds.append(answer(wire)["response"])
-    # 4 users x (9 + 4) bytes = 52 -> 3 extra tokens: 4 per names; 9 left = 2 answers.
-    assert kinds == ["info", "info", "error", "error"]
+    served = 0
+    for _ in range(20):
+        wire.send("help")
+        got = answer(wire)
+        if got["response"] == "error":
+            assert got["code"] == ErrorCode.RATE_LIMITED
+            break
+        served += 1
+    cost = 1 + len(MessageParser.encode(MessageParser.info(handler_module.HELP_TEXT))) // 100
+    tokens, expected = 20, 0
+    while tokens >= 1:
+        tokens -= cost
+        expected += 1
+    assert served == expected < 5
+    other = WireClient(server.port, source=VICTIM)
+    clients.append(other)
+    other.send("help")
+    assert answer(other)["response"] == "info"
 
 
 # ------------------------------------------------------------------------------ liveness
@@ -331,27 +343,47 @@ def test_a_pinging_tkchat_client_and_a_silent_classic_client_stay(
     assert set(classic.expect("info")["users"]) == {"classic", "pinger"}
 
 
-def test_the_client_pings_a_quiet_tkchat_server_and_hides_the_pongs(
-    make_server: MakeServer,
-) -> None:
-    server = make_server(idle_timeout=0.6)
+def test_the_client_hides_pongs_from_the_app(make_server: MakeServer) -> None:
+    """The answer to the client's own ``ping`` is liveness only: the app never sees it (the
+    Tk window would show an empty line every minute)."""
+    server = make_server()
     events: list[ClientEvent] = []
-    client = Client("127.0.0.1", server.port, events.append, ping_after=0.1)
+    client = Client("127.0.0.1", server.port, events.append)
     client.run()
     try:
         client.login("quiet")
         wait_for(lambda: server.room.names() == ["quiet"], what="the login")
-        time.sleep(2.0)  # more than three idle timeouts with no request from the app
-        assert client.connected, events
-        client.send_message("still here")
-        wait_for(
-            lambda: any(getattr(e, "message", None) is not None for e in events),
-            what="the echo",
-        )
-        assert not any(getattr(e, "event", None) == "pong" for e in events)
-        assert not any(isinstance(e, Disconnected) for e in events)
+        client.send_payload(MessageParser.request("ping"))
+        client.send_message("after the ping")
+        wait_for(lambda: any(isinstance(e, MessageResponse) for e in events), what="the echo")
+        assert not any(isinstance(e, InfoResponse) and e.event == "pong" for e in events)
     finally:
         client.disconnect()
+
+
+def test_a_tkchat_client_that_only_reads_a_busy_room_is_not_idle_closed(
+    make_server: MakeServer, clients: list[WireClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server hears nothing from a user who only reads; the client pings when it has
+    *sent* nothing for a while, however busy the room (reads do not count)."""
+    server = make_server(idle_timeout=0.8)
+    events: list[ClientEvent] = []
+    reader = Client("127.0.0.1", server.port, events.append, ping_after=0.2)
+    reader.run()
+    try:
+        reader.login("reader")
+        wait_for(lambda: server.room.names() == ["reader"], what="the login")
+        talker = log_in(server.port, "talker", VICTIM)
+        clients.append(talker)
+        for i in range(25):  # 2.5 s of chat: three idle timeouts
+            talker.send("msg", f"busy {i}")
+            talker.expect("message")
+            time.sleep(0.1)
+        talker.send("names")
+        assert "reader" in talker.expect("info")["users"]
+        assert not any(isinstance(e, Disconnected) for e in events)
+    finally:
+        reader.disconnect()
 
 
 # ---------------------------------------------------------------------------- safe logs
@@ -578,6 +610,10 @@ def test_a_db_under_a_regular_file_is_reported_as_such(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 def test_the_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    hosted = tmp_path / "hosted" / "history.sqlite3"  # the GUI's "Host a chat" way
+    ChatServer(ServerConfig(host="127.0.0.1", port=0, db=str(hosted))).stop()
+    assert stat.S_IMODE(hosted.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(hosted.stat().st_mode) == 0o600
     db = tmp_path / "new" / "deeper" / "history.sqlite3"
     assert prepare_db(str(db)) is None
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700

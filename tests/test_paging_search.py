@@ -159,7 +159,7 @@ def test_a_locked_history_file_gets_unavailable_at_once_and_the_server_goes_on(
 def _fill(db: Path, count: int, age: timedelta) -> None:
     store = HistoryStore(db)
     stamp = now_utc() - age
-    store.insert_many((Message(f"old {i}", "ann", stamp), False) for i in range(count))
+    store.insert_many((Message(f"old {i}", "ann", stamp), False, False) for i in range(count))
     store.close()
 
 
@@ -185,7 +185,7 @@ def test_keep_days_prunes_what_is_older(make_server: MakeServer, tmp_path: Path)
     db = tmp_path / "chat.sqlite3"
     _fill(db, 30, timedelta(days=3))
     store = HistoryStore(db)
-    store.insert_many([(Message("recent", "ann"), False)])
+    store.insert_many([(Message("recent", "ann"), False, False)])
     store.close()
     server = make_server(db=str(db), keep_days=2)
     wait_for(lambda: server.store.count() == 1, what="old messages pruned")
@@ -241,5 +241,18 @@ def test_a_history_file_from_before_rooms_is_upgraded_and_searchable(
         (found,) = contents(alice.expect("history"))
         assert found["content"] == "hello from before" and found["id"] == 1
         assert "room" not in found  # it was said in general
+    finally:
+        alice.close()
+
+
+def test_without_fts5_search_is_unavailable_and_the_rest_works(server: ChatServer) -> None:
+    server.store.has_search = False  # as on a Python whose SQLite lacks FTS5
+    alice = _client(server, "alice")
+    try:
+        alice.send("search", "anything")
+        refusal = alice.expect("error")
+        assert refusal["code"] == "unavailable" and "FTS5" in refusal["content"]
+        alice.send("msg", "still here")
+        alice.expect("message", content="still here")
     finally:
         alice.close()

@@ -8,26 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from server.app import ChatServer
-from tests.conversations import contents, fence, join, room_event
+from tests.conversations import contents, fence, join, logged_in, room_event
 from tests.wire import WireClient
 
 Connect = Callable[[], WireClient]
 MakeServer = Callable[..., ChatServer]
 
 
-def _logged_in(connect: Connect, *names: str) -> list[WireClient]:
-    clients = []
-    for name in names:
-        client = connect()
-        client.login(name)
-        clients.append(client)
-    return clients
-
-
 def test_join_answers_joined_then_the_room_history_and_tells_only_its_members(
     connect: Connect,
 ) -> None:
-    alice, bob, carol = _logged_in(connect, "alice", "bob", "carol")
+    alice, bob, carol = logged_in(connect, "alice", "bob", "carol")
     joined, history = join(alice, "Dev")  # any case means the lower-case room
     assert joined["room"] == "dev" and joined["users"] == ["alice"]
     assert history["room"] == "dev" and history["content"] == []
@@ -43,7 +34,7 @@ def test_join_answers_joined_then_the_room_history_and_tells_only_its_members(
 
 
 def test_room_history_and_one_id_sequence_across_rooms(connect: Connect) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     join(alice, "dev")
     alice.send("msg", "first in dev", room="dev")
     first = alice.expect("message")
@@ -61,7 +52,7 @@ def test_room_history_and_one_id_sequence_across_rooms(connect: Connect) -> None
 
 
 def test_part_answers_parted_tells_the_others_and_stops_the_room(connect: Connect) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     join(alice, "dev")
     join(bob, "dev")
     room_event(alice, "join", "dev")
@@ -82,7 +73,7 @@ def test_part_answers_parted_tells_the_others_and_stops_the_room(connect: Connec
 
 
 def test_bad_room_names_and_rooms_one_is_not_in(connect: Connect) -> None:
-    (alice,) = _logged_in(connect, "alice")
+    (alice,) = logged_in(connect, "alice")
     for bad in ("", "-dev", "a b", "x" * 33, "d\u00e9v", None):
         alice.send("join", bad)
         assert alice.expect("error")["code"] == "invalid_room", bad
@@ -97,7 +88,7 @@ def test_bad_room_names_and_rooms_one_is_not_in(connect: Connect) -> None:
 
 
 def test_rooms_lists_every_room_sorted_with_its_member_count(connect: Connect) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     join(alice, "zoo")
     join(alice, "dev")
     join(bob, "dev")
@@ -115,7 +106,7 @@ def test_rooms_lists_every_room_sorted_with_its_member_count(connect: Connect) -
 
 
 def test_logging_out_leaves_every_room(connect: Connect) -> None:
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     join(alice, "dev")
     join(bob, "dev")
     join(bob, "ops")
@@ -133,7 +124,7 @@ def test_a_classic_client_sees_exactly_the_classic_protocol(connect: Connect) ->
     classic.send("login", "carol")  # no "client": a classic KTN program
     classic.expect("info")
     classic.expect("history")
-    alice, bob = _logged_in(connect, "alice", "bob")
+    alice, bob = logged_in(connect, "alice", "bob")
     join(alice, "dev")
     join(bob, "dev")
     alice.send("msg", "room talk", room="dev")
@@ -256,7 +247,7 @@ def test_joining_while_a_room_is_busy_gives_each_message_exactly_once(
 
 
 def test_one_login_may_be_in_at_most_a_hundred_rooms(connect: Connect) -> None:
-    (alice,) = _logged_in(connect, "alice")
+    (alice,) = logged_in(connect, "alice")
     for i in range(99):  # general is the first of the hundred
         join(alice, f"r{i}")
     alice.send("join", "one-more")

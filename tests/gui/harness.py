@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gui.app import ChatApp
 from gui.hosting import HostConfig
+from gui.question import Question
 from gui.session import Backoff, State
 
 # Characters typed as key events; anything else is inserted the way an input method would.
@@ -135,6 +136,33 @@ def wait_until(
         time.sleep(0.002)  # let the network threads run between pumps (no busy spin)
 
 
+def set_size(who: Person, size: str) -> None:
+    """Resize the window as a window manager would, and let Tk lay it out."""
+    who.top.geometry(size)
+    width, height = (int(v) for v in size.split("x"))
+    wait_until(
+        who.root,
+        lambda: (who.top.winfo_width(), who.top.winfo_height()) == (width, height),
+        f"the window at {size}",
+        (who,),
+    )
+    for _ in range(3):
+        who.root.update()
+
+
+def fully_shown(widget: tk.Misc) -> bool:
+    """Mapped, at least its natural height, and inside its window."""
+    top = widget.winfo_toplevel()
+    bottom = widget.winfo_rooty() + widget.winfo_height()
+    right = widget.winfo_rootx() + widget.winfo_width()
+    return (
+        bool(widget.winfo_ismapped())
+        and widget.winfo_height() >= widget.winfo_reqheight()
+        and bottom <= top.winfo_rooty() + top.winfo_height()
+        and right <= top.winfo_rootx() + top.winfo_width()
+    )
+
+
 def online(*people: Person) -> Callable[[], bool]:
     return lambda: all(p.state is State.ONLINE for p in people)
 
@@ -148,7 +176,7 @@ def screenshot(window: tk.Misc, path: Path) -> None:
     window.update()
     top = window.winfo_toplevel()
     # The menu bar lives in Tk's wrapper window above the toplevel; winfo_y is its height.
-    menubar = top.winfo_y()
+    menubar = top.winfo_y() if str(top.cget("menu")) else 0
     x, y = top.winfo_rootx(), top.winfo_rooty() - menubar
     crop = f"{top.winfo_width()}x{top.winfo_height() + menubar}+{x}+{y}"
     subprocess.run([tool, "-window", "root", "-crop", crop, str(path)], check=True, timeout=20)
@@ -162,3 +190,38 @@ def online_pair(root: tk.Tk, port: int, person: Callable[[str], Person]) -> tupl
     wait_until(root, online(alice, bob), "both online", (alice, bob))
     wait_until(root, lambda: len(alice.app.session.users) == 2, "alice sees bob", (alice, bob))
     return alice, bob
+
+
+def answer_next_question(
+    root: tk.Tk,
+    choice: str,
+    seen: list[str],
+    shot: Path | None = None,
+    where: list[tuple[int, int]] | None = None,
+) -> Callable[[], None]:
+    """When the app next asks (a modal ``Question``), note its text in ``seen`` (its place
+    on screen in ``where``, a screenshot of it in ``shot``), then press the button labelled
+    ``choice``.  Polls from the Tk loop the question itself runs.  Returns a function that
+    stops waiting (for a test that expects no question)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    timer = ""
+
+    def press() -> None:
+        nonlocal timer
+        question = Question.current
+        if question is None or not question.winfo_ismapped():
+            if time.monotonic() < deadline:
+                timer = root.after(10, press)
+            return
+        seen.append(str(question.label.cget("text")))
+        if where is not None:
+            where.append((question.winfo_rootx(), question.winfo_rooty()))
+        if shot is not None:
+            screenshot(question, shot)
+        question.buttons[choice].invoke()
+
+    def stop() -> None:
+        root.after_cancel(timer)
+
+    timer = root.after(10, press)
+    return stop

@@ -195,6 +195,27 @@ def test_the_command_line_connects_and_logs_in(server: ChatServer, tmp_path: Pat
         proc.wait(10)
 
 
+def test_the_command_line_connects_with_tls_and_pins_the_certificate(
+    make_server: Callable[..., ChatServer], tmp_path: Path
+) -> None:
+    pair = self_signed(tmp_path)
+    server = make_server(tls_cert=str(pair.cert), tls_key=str(pair.key))
+    config = tmp_path / "c"
+    proc = _gui_process(
+        "--connect", f"127.0.0.1:{server.port}", "--user", "dave", "--tls", config=config
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while "dave" not in server.room.names():
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "dave never logged in over TLS"
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert f"127.0.0.1:{server.port} {pair.fingerprint}" in (config / "known_hosts").read_text()
+
+
 def test_without_tk_the_app_says_how_to_fix_it() -> None:
     code = (
         "import sys; sys.modules['tkinter'] = None; "

@@ -57,7 +57,8 @@ def test_scrolled_up_the_pane_stays_put_and_offers_new_messages(
     _flood(server.port, 120, "filler")
     wait_until(root, lambda: "filler 119" in alice.shown, "filler", (alice,))
     pane = alice.app.pane
-    pane.text.yview_moveto(0.0)
+    pane.text.focus_force()
+    pane.text.event_generate("<KeyPress>", keysym="Home")  # a person scrolls to the top
     root.update()
     top = pane.text.index("@0,0")
     _flood(server.port, 5, "later")
