@@ -267,15 +267,22 @@ def test_login_during_a_flood_gets_every_message_once_from_history_or_live(
     flooders = [clients(sending.port) for _ in range(3)]
     for i, flooder in enumerate(flooders):
         login(flooder, f"flood{i}")
-    per_flooder = 150
-    total = per_flooder * len(flooders)
     started = threading.Event()
+    joined = threading.Event()
+    sent = [0] * len(flooders)
 
     def flood(index: int) -> None:
-        for k in range(per_flooder):
+        # Until the late login is answered, then 30 more each: it lands mid-flood by design.
+        more = 30
+        for k in range(3000):
             flooders[index].send("msg", f"f{index}-{k}", nonce=f"{k}")
+            sent[index] += 1
             if k == 20:
                 started.set()
+            if joined.is_set():
+                more -= 1
+                if not more:
+                    return
 
     threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(flooders))]
     for thread in threads:
@@ -283,8 +290,10 @@ def test_login_during_a_flood_gets_every_message_once_from_history_or_live(
     assert started.wait(10)
     late = clients(joining.port)
     history = login(late, "late")
+    joined.set()
     for thread in threads:
         thread.join(20)
+    total = sum(sent)
     live: list[int] = []
     while not live or live[-1] < total:
         live += [m["id"] for m in messages(late, 1)]
