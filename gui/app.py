@@ -28,6 +28,7 @@ from common.protocol import MAX_MESSAGE_CHARS, ErrorResponse
 from gui import commands, outbox, theme
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
+from gui.conversation_view import Conversations
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
 from gui.notify import Notifier
@@ -119,6 +120,9 @@ class ChatApp:
         self.session = Session(
             self, window.after, window.after_cancel, backoff=backoff, login_timeout=login_timeout
         )
+        # Rooms and direct messages: one pane per conversation (gui/conversation_view.py).
+        self.conversations = Conversations(self)
+        self.session.claim = self.conversations.claim
         self.theme_var = tk.StringVar(window, value=self.settings.theme)
         self.notify_var = tk.BooleanVar(window, value=self.settings.notifications)
         self.notifier = Notifier()
@@ -273,6 +277,7 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.chat_view.users.set_users([])
         self.settings.tls = self.connect_view.tls_var.get()
+        self.conversations.reset(host, port, name)
         self.session.connect(
             host, port, name, password, server_password, tls=self.tls_options(self.settings.tls)
         )
@@ -323,6 +328,7 @@ class ChatApp:
         self.chat_view.users.set_own_name(name)
         self.settings.username = name
         tls = self._trust_own_server(hosted)
+        self.conversations.reset(hosted.connect_host, hosted.port, name)
         self.session.connect(hosted.connect_host, hosted.port, name, tls=tls)
         self.session.restore_pending(
             outbox.take(self.config_dir, hosted.connect_host, hosted.port, name)
@@ -389,7 +395,10 @@ class ChatApp:
                 return False
             if len(parsed) > MAX_MESSAGE_CHARS:
                 return self._send_in_parts(parsed)
-            return self.session.send(parsed) is not None
+            return self.session.send(parsed, self.conversations.current) is not None
+        if self.conversations.command(parsed):
+            self.pane.flush()
+            return True
         if not parsed.known:
             self.pane.add_info(
                 f"unknown command {parsed.name[:40]}; /help lists the commands "
@@ -426,7 +435,8 @@ class ChatApp:
         )
         if choice != send:
             return False
-        return all(self.session.send(part) is not None for part in parts)
+        where = self.conversations.current
+        return all(self.session.send(part, where) is not None for part in parts)
 
     def show_server_help(self, text: str) -> None:
         """Help > Server help: the server's text as plain lines, not protocol notation."""
@@ -492,6 +502,8 @@ class ChatApp:
             self.pane.add_info(status, error=state is not State.ONLINE)
         if state is State.ONLINE:
             self._was_lost = False
+        else:
+            self.conversations.offline()
         self._title_dirty = True
 
     def _refresh_status(self) -> None:
@@ -525,6 +537,7 @@ class ChatApp:
         self.connect_view.registered(session.host, session.port, session.name, password)
 
     def logged_in(self, first: bool) -> None:
+        self.conversations.online()
         if first:
             session = self.session
             self.connect_view.login_succeeded(session.host, session.port, session.name)
@@ -540,13 +553,19 @@ class ChatApp:
     def show_message(
         self, message: Message, own: bool, settled: str | None, from_history: bool
     ) -> None:
-        if settled is not None:
-            self.pane.settle(settled)
-            self._status_dirty = True
         live_other = not own and not from_history
+        pane = self.conversations.route(message)  # the pane of the message's conversation
+        if pane is None:
+            return  # shown there already
+        if settled is not None:
+            pane.settle(settled)
+            self._status_dirty = True
         if live_other and not self.focused and self.unread == 0:
-            self.pane.add_unread_marker()
-        mention = self.pane.add_message(message, own)
+            pane.add_unread_marker()
+        # A direct message counts like a mention (title, bell, the list's mark).
+        mention = pane.add_message(message, own) or message.to is not None
+        if live_other:
+            self.conversations.arrived(message, mention)
         if live_other and not self.focused:
             self.unread += 1
             self._title_dirty = True
@@ -555,7 +574,7 @@ class ChatApp:
                 self.notifier.notify(f"{message.user} mentioned you", message.text)
 
     def show_pending(self, pending: Pending) -> None:
-        self.pane.add_pending(pending.nonce, pending.text)
+        self.conversations.pane(pending.conversation).add_pending(pending.nonce, pending.text)
         self._refresh_status()
 
     def show_info(self, text: str) -> None:
@@ -565,7 +584,7 @@ class ChatApp:
         self.pane.add_info(text, error=True)
 
     def users_changed(self, users: list[str]) -> None:
-        self.chat_view.users.set_users(users)
+        self.conversations.users_changed(users)
 
     # ---------------------------------------------------------- the loop
     def _pump(self) -> None:
@@ -574,6 +593,7 @@ class ChatApp:
         try:
             more = self.session.drain(DRAIN_BUDGET_SECONDS, DRAIN_LIMIT)
             now = time.monotonic()
+            self.conversations.flush()
             if self.pane.flush() or more:
                 self._last_activity = now
             if self._title_dirty:

@@ -10,6 +10,11 @@ COMMANDS: dict[str, str] = {
     "/clear": "empty the message pane (nothing is deleted on the server)",
     "/logout": "log out and go back to the connect screen",
     "/quit": "log out and close TkChat",
+    # Conversations (TkChat servers; gui/conversation_view.py)
+    "/join": "/join ROOM: join a room (or go to one you are in)",
+    "/part": "/part [ROOM]: leave a room (the open one by default)",
+    "/rooms": "list the rooms on the server",
+    "/msg": "/msg NAME text: a direct message (Ctrl+K jumps, Ctrl+F searches)",
 }
 
 
@@ -17,6 +22,7 @@ COMMANDS: dict[str, str] = {
 class Command:
     name: str  # "/names", ..., or the unknown word itself
     known: bool
+    args: str = ""  # what follows the command word
 
 
 def parse(text: str) -> Command | str:
@@ -29,8 +35,9 @@ def parse(text: str) -> Command | str:
         return text.lstrip()[1:]
     if not stripped.startswith("/"):
         return text
-    word = stripped.split(maxsplit=1)[0].lower()
-    return Command(word, word in COMMANDS)
+    parts = stripped.split(maxsplit=1)
+    word = parts[0].lower()
+    return Command(word, word in COMMANDS, parts[1] if len(parts) > 1 else "")
 
 
 def help_lines() -> list[str]:

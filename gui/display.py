@@ -2,6 +2,9 @@
 
 A message may hold escape sequences that would recolour or clear a terminal, other control
 characters, or characters outside the Basic Multilingual Plane that Tk 8.6 cannot always draw.
+It may also hold invisible characters that change how a line reads: bidi overrides make it
+read backwards, zero-width ones hide inside names and links; the terminal shows those as
+``<U+202E>`` escapes.
 """
 
 from __future__ import annotations
@@ -11,11 +14,35 @@ from datetime import datetime
 
 # C0 and C1 controls and DEL, except newline and tab which are shown as such.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates; zero-width characters and marks, word joiner, BOM;
+# and the Unicode line and paragraph separators (a terminal would not break there, but they
+# are invisible all the same).
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 def printable(text: str) -> str:
     """Control characters as visible escapes (ESC shows as ``\\x1b``), the rest unchanged."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def terminal_safe(text: str) -> str:
+    """``printable`` text with bidi controls and zero-width characters shown as ``<U+XXXX>``."""
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m.group()):04X}>", printable(text))
+
+
+def one_line(text: str) -> str:
+    """``terminal_safe`` for a field that must stay on its line (a name, a room): newline
+    and tab show as ``\\n`` and ``\\t`` too."""
+    return terminal_safe(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
+def indented(first: str, text: str, indent: int) -> list[str]:
+    """``first`` followed by the first line of ``text``; each further line of ``text``
+    indented by ``indent`` spaces, so no line of a message can pass for a line of its own
+    (a message holding "\\n* mallory left the chat" stays visibly inside the message)."""
+    lines = text.split("\n")
+    pad = " " * indent
+    return [first + lines[0], *(pad + line for line in lines[1:])]
 
 
 def local_clock(moment: datetime) -> str:

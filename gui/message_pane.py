@@ -480,3 +480,33 @@ class MessagePane(ttk.Frame):
     def content(self) -> str:
         """All text shown (tests and the failure dumps read this)."""
         return str(self.text.get("1.0", "end-1c"))
+
+    # ------------------------------------------- older pages (gui/conversation_view.py)
+    def prepend(self, messages: list[Message], own_name: str = "") -> None:
+        """Put older messages (a history page, oldest first) above everything shown,
+        keeping the view still: the first visible line stays the first visible line."""
+        if not messages:
+            return
+        self.flush()
+        saved_batch, saved_day = self._batch, self._last_day
+        self._batch, self._last_day = [], None
+        try:
+            for message in messages:
+                own = bool(own_name) and message.user.lower() == own_name.lower()
+                self.add_message(message, own)
+            batch = self._batch
+        finally:
+            self._batch, self._last_day = saved_batch, saved_day
+        text = self.text
+        line, column = text.index("@0,0").split(".")
+        added = sum(str(chunk).count("\n") for chunk in batch[::2])
+        days = [batch[i] for i in range(0, len(batch), 2) if batch[i + 1] == ("day",)]
+        text.configure(state="normal")
+        if days and "day" in text.tag_names("1.0") and text.get("1.0", "2.0") == days[-1]:
+            text.delete("1.0", "2.0")  # the page ends on the day the pane began with
+            added -= 1
+            if line == "1":  # that day line was the top one: keep the line under it still
+                line, column = "2", "0"
+        text.tk.call(text, "insert", "1.0", *batch)
+        text.configure(state="disabled")
+        text.yview(f"{int(line) + added}.{column}")

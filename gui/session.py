@@ -30,7 +30,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.message import Message
 from common.protocol import (
@@ -42,7 +42,9 @@ from common.protocol import (
     InfoResponse,
     MessageResponse,
 )
+from gui import conversation_requests
 from gui.client import Client
+from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
 from gui.trust import TLSOptions
 
@@ -77,6 +79,7 @@ class Pending:
     nonce: str
     text: str
     sends: int = 0
+    conversation: Conversation = GENERAL  # where it goes (a room or a direct message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,9 @@ class Session:
         # While WAITING: why the connection went, and when (time.monotonic) the next try is.
         self.lost_reason = ""
         self.retry_at: float | None = None
+        # Conversations (gui/conversation_view.py) sees each event first and takes those of
+        # rooms, direct messages, paging and search (True: taken, the session skips it).
+        self.claim: Callable[[ClientEvent], bool] | None = None
 
     @property
     def ever_online(self) -> bool:
@@ -178,6 +184,20 @@ class Session:
     def attempt(self) -> int:
         """Reconnect attempts since the connection was lost (0 while online)."""
         return self._attempt
+
+    # ------------------------------------------------------- conversations hooks
+    @property
+    def speaks_tkchat(self) -> bool:
+        """The server has sent TkChat's keys (ids, codes, users): it has the extensions."""
+        return self._client is not None and self._client.pipelining
+
+    def request(self, payload: dict[str, Any]) -> bool:
+        """Send a request built by ``gui.conversation_requests``; False when offline."""
+        if self._client is None or self.state is not State.ONLINE:
+            self.listener.show_error("not connected")
+            return False
+        self._client.send_payload(payload)
+        return True
 
     # ------------------------------------------------------------ user actions
     def connect(
@@ -208,7 +228,7 @@ class Session:
         self._help_asked = 0
         self._open_connection()
 
-    def send(self, text: str) -> Pending | None:
+    def send(self, text: str, conversation: Conversation = GENERAL) -> Pending | None:
         """Queue a message for sending; it is pending until echoed.  None if not allowed."""
         if not self.name or self.state is State.DISCONNECTED:
             self.listener.show_error("not connected: connect to a server first")
@@ -218,7 +238,7 @@ class Session:
                 f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})"
             )
             return None
-        pending = Pending(uuid.uuid4().hex[:20], text)
+        pending = Pending(uuid.uuid4().hex[:20], text, conversation=conversation)
         self.pending[pending.nonce] = pending
         self.listener.show_pending(pending)
         if self.state is State.ONLINE:
@@ -311,6 +331,8 @@ class Session:
         return not self.events.empty()
 
     def _handle(self, event: ClientEvent) -> None:
+        if self.claim is not None and self.claim(event):
+            return
         if isinstance(event, MessageResponse):
             self._on_message(event.message, from_history=False)
             if self.state is State.LOGGING_IN:
@@ -564,7 +586,11 @@ class Session:
         pending.sends += 1
         if pending.sends > 1:
             log.info("resending pending message %s (send %d)", pending.nonce, pending.sends)
-        self._client.send_message(pending.text, pending.nonce)
+        if pending.conversation == GENERAL:
+            self._client.send_message(pending.text, pending.nonce)
+        else:
+            payload = conversation_requests.say(pending.conversation, pending.text, pending.nonce)
+            self._client.send_payload(payload)
 
     # ---------------------------------------------------------------- helpers
     def _set_state(self, state: State, detail: str) -> None:

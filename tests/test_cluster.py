@@ -105,7 +105,8 @@ def node(
     """An in-process cluster node on the test's redis-server."""
 
     def start(**overrides: object) -> ChatServer:
-        options: dict[str, object] = {"redis": redis_server.url, "rate_limit": 0}
+        # Every test client is 127.0.0.1: no per-address limits in the way of the floods.
+        options: dict[str, object] = {"redis": redis_server.url, "rate_limit": 0, "address_rate": 0}
         options["redis_lease"] = LEASE
         options.update(overrides)
         return make_server(**options)
@@ -130,6 +131,8 @@ def node_process(
             "--redis-lease",
             str(lease),
             "--rate-limit",
+            "0",
+            "--address-rate",
             "0",
         )
 

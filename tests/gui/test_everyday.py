@@ -130,7 +130,7 @@ def test_server_help_reads_as_text(
     shown = alice.shown[alice.shown.index("Help from the server") :]
     assert f"Help from the server at 127.0.0.1:{server.port}:" in shown
     assert "{" not in shown and '"request"' not in shown, shown
-    assert "names — list who is logged in" in shown
+    assert "names — who is logged in" in shown
 
 
 def test_a_corrupt_history_file_is_named(root: tk.Tk, tmp_path: Path) -> None:

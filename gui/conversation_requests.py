@@ -1,0 +1,116 @@
+"""Which conversation a message belongs to, and the requests that act on conversations.
+
+Shared by the terminal and the Tk client (no Tk here).  A conversation is a room (``#dev``)
+or a direct conversation with one person (``@bob``); PROTOCOL.md, sections Rooms, Direct
+messages, Older history and search.  Every request is built with ``MessageParser.request``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.message import GENERAL_ROOM, Message
+from common.protocol import room_name
+from common.requests import (
+    History,
+    Join,
+    Names,
+    Part,
+    Register,
+    Rooms,
+    Search,
+    SendMessage,
+    request_object,
+)
+
+PAGE_SIZE = 50  # older messages asked for at a time (the server gives at most 200)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A room or a direct conversation.  ``key`` is what compares: room names are lower
+    case already and user names are unique without regard to case, so ``@Bob`` is ``@bob``;
+    ``name`` keeps the spelling to show."""
+
+    direct: bool
+    key: str
+    name: str = field(compare=False)
+
+    @classmethod
+    def room(cls, name: str) -> Conversation:
+        room = room_name(name) or name.lower()
+        return cls(False, room, room)
+
+    @classmethod
+    def with_user(cls, name: str) -> Conversation:
+        return cls(True, name.lower(), name)
+
+    @property
+    def label(self) -> str:
+        """``#room`` or ``@name``: how lists, prompts and saved settings spell it."""
+        return ("@" if self.direct else "#") + self.name
+
+    @classmethod
+    def from_label(cls, label: str) -> Conversation | None:
+        """The inverse of ``label`` (None for anything else, such as a hand-edited file)."""
+        if label.startswith("#") and room_name(label[1:]) is not None:
+            return cls.room(label[1:])
+        if label.startswith("@") and 1 < len(label) <= 33 and label[1:].isalnum():
+            return cls.with_user(label[1:])
+        return None
+
+
+GENERAL = Conversation.room(GENERAL_ROOM)
+
+
+def conversation_of(message: Message, me: str) -> Conversation:
+    """Where a message goes: its direct conversation (seen from ``me``) or its room."""
+    peer = message.peer_of(me) if me else None
+    if peer is not None:
+        return Conversation.with_user(peer)
+    if message.to is not None:  # no own name known yet: the sender is the other side
+        return Conversation.with_user(message.user)
+    return Conversation.room(message.room or GENERAL_ROOM)
+
+
+def say(conversation: Conversation, text: str, nonce: str | None = None) -> dict[str, Any]:
+    """A message to a room (``general`` leaves ``room`` out, so the request stays exactly the
+    classic one) or to one person."""
+    if conversation.direct:
+        return request_object(SendMessage(text, nonce, to=conversation.name))
+    room = None if conversation.key == GENERAL_ROOM else conversation.key
+    return request_object(SendMessage(text, nonce, room=room))
+
+
+def join(room: str) -> dict[str, Any]:
+    return request_object(Join(room))
+
+
+def part(room: str) -> dict[str, Any]:
+    return request_object(Part(room))
+
+
+def rooms() -> dict[str, Any]:
+    return request_object(Rooms())
+
+
+def names(conversation: Conversation) -> dict[str, Any]:
+    direct_or_general = conversation.direct or conversation.key == GENERAL_ROOM
+    return request_object(Names(None if direct_or_general else conversation.key))
+
+
+def page(conversation: Conversation, before: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
+    """The ``limit`` messages of the conversation older than id ``before``."""
+    if conversation.direct:
+        return request_object(History(with_user=conversation.name, before=before, limit=limit))
+    return request_object(History(room=conversation.key, before=before, limit=limit))
+
+
+def search(words: str, room: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    return request_object(Search(words, room, limit))
+
+
+def register(password: str, new_password: str | None = None) -> dict[str, Any]:
+    """Register the logged-in name with ``password``; with ``new_password``, change it."""
+    return request_object(Register(password, new_password))
