@@ -736,6 +736,19 @@ def test_rooms_and_direct_messages_reach_the_right_people_on_every_node(
     # carol heard none of it: her next message is her own next post.
     carol.send("msg", "still here")
     assert [m["content"] for m in messages(carol, 1)] == ["still here"]
+    # A logout leaves every room: carol, in dev on the other node, hears both leave events.
+    carol.send("join", "dev")
+    carol.expect("info", event="joined", room="dev")
+    carol.expect("history", room="dev")
+    alice.send("logout")
+    heard: set[str | None] = set()
+    for _ in range(20):
+        obj = carol.recv()
+        if obj.get("event") == "leave" and obj.get("user") == "alice":
+            heard.add(obj.get("room"))
+        if len(heard) == 2:
+            break
+    assert heard == {"dev", None}
 
 
 def test_a_room_joined_on_one_node_keeps_its_history_for_a_member_on_another(
