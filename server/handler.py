@@ -226,17 +226,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
         (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
 
         Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
-        cost the address a token per KiB past the first, into debt: its next requests wait
-        for it."""
+        cost the address a token per KiB, into debt: its next requests wait for it."""
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s <- %s", self.who, clean(payload))
         if self._name is not None:
             self.server.room.settle(self)
         data = MessageParser.encode(payload)
-        # Whole KiB past the first, which came with the request's own token.
-        extra = max(0, len(data) - _ANSWER_BYTES_PER_TOKEN) // _ANSWER_BYTES_PER_TOKEN
-        if extra:
-            self.server.limits.charge(self.address, extra)
+        if len(data) >= _ANSWER_BYTES_PER_TOKEN:
+            self.server.limits.charge(self.address, len(data) // _ANSWER_BYTES_PER_TOKEN)
         self._put(data)
 
     def _put(self, data: bytes) -> None:

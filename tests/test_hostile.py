@@ -75,7 +75,7 @@ def _responses_until_help(client: WireClient) -> list[dict[str, Any]]:
     before: list[dict[str, Any]] = []
     for _ in range(50):
         obj = client.recv()
-        if obj.get("response") == "info" and "Requests are JSON" in str(obj.get("content")):
+        if obj.get("response") == "info" and "One JSON object per line" in str(obj.get("content")):
             return before
         before.append(obj)
     raise AssertionError(f"no help answer after {before}")

@@ -63,7 +63,7 @@ def drain_until_help(client: WireClient, timeout: float = 5.0) -> None:
             assert closed, "the server stopped answering"
             return
         check_response(obj)
-        if obj["response"] == "info" and "Requests are JSON" in obj["content"]:
+        if obj["response"] == "info" and "One JSON object per line" in obj["content"]:
             return
     raise AssertionError("no end to the answers")
 
