@@ -230,6 +230,50 @@ def test_three_nodes_flooding_all_clients_see_one_gapless_sequence(
     )
 
 
+def test_two_rooms_on_three_nodes_share_one_id_sequence(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    """Each room's messages reach its members on every node in one order; the two rooms' ids
+    together are 1..N, each once (ids are one sequence across rooms)."""
+    nodes = [node(), node(), node()]
+    people = [clients(nodes[i % 3].port) for i in range(12)]
+    for i, person in enumerate(people):
+        login(person, f"user{i}")
+    in_dev = people[::2]
+    for person in in_dev:
+        person.send("join", "dev")
+        for _ in range(100):  # past the others' join events
+            if person.recv().get("event") == "joined":
+                break
+        person.expect("history", room="dev")
+    per_person = 15
+
+    def flood(index: int) -> None:
+        for k in range(per_person):
+            room = "dev" if index % 2 == 0 and k % 2 == 0 else "general"
+            people[index].send("msg", f"m{index}-{k}", room=room)
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(people))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    dev_total = sum(len(range(0, per_person, 2)) for _ in in_dev)
+    total = per_person * len(people)
+    by_room: dict[str, list[list[int]]] = {"general": [], "dev": []}
+    for person in people:
+        got = messages(person, total if person in in_dev else total - dev_total)
+        for room, sequences in by_room.items():
+            ids = [m["id"] for m in got if m.get("room", "general") == room]
+            if ids:
+                sequences.append(ids)
+    assert len(by_room["dev"]) == len(in_dev)  # nobody outside dev got a dev message
+    for room, sequences in by_room.items():
+        assert all(seq == sequences[0] for seq in sequences), f"{room}: orders differ"
+        assert sequences[0] == sorted(set(sequences[0])), f"{room}: out of order or twice"
+    assert sorted(by_room["general"][0] + by_room["dev"][0]) == list(range(1, total + 1))
+
+
 # 6 ------------------------------------------------------------------------------------------
 def _attempt(
     go: threading.Barrier, client: WireClient, name: str, answers: dict[str, dict[str, Any]]
