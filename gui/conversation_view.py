@@ -63,6 +63,9 @@ class Conversations:
         view.panes.forget(first)
         view.panes.insert(0, self.stack, weight=5)
         first.grid(in_=self.stack, row=0, column=0, sticky="nsew")
+        # Made before the stack, the pane is below it in stacking order: raise it, or the
+        # stack's empty frame covers it.
+        first.lift(self.stack)
         self.list = ConversationList(view.panes, app.text_font, self.open)
         view.panes.insert(0, self.list, weight=0)  # keeps its width; the pane gives way
         self.panes: dict[Conversation, MessagePane] = {GENERAL: first}
@@ -121,7 +124,7 @@ class Conversations:
             new.flush()
             new.sync_fonts()  # the text size may have changed while it was hidden
             new.grid(in_=self.stack, row=0, column=0, sticky="nsew")
-            new.lift()
+            new.lift(self.stack)
             self.app.pane = self.app.chat_view.pane = new
         self._show_members()
         self._list_dirty = True
@@ -173,6 +176,7 @@ class Conversations:
         if self.app.pane is not general:
             self.app.pane.grid_remove()
             general.grid(in_=self.stack, row=0, column=0, sticky="nsew")
+            general.lift(self.stack)
             self.app.pane = self.app.chat_view.pane = general
         for conversation, pane in list(self.panes.items()):
             if conversation != GENERAL:
