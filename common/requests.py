@@ -5,7 +5,9 @@ The same classes go into ``ClientConnection.send`` and come out of
 ``read_request`` checks only the *shape* of a request object (each key the type PROTOCOL.md
 gives it) and returns a ``DecodeError`` with code ``bad_request`` or ``unknown_request``
 otherwise; what the values mean (is the name free, is the room valid, is the text too long)
-is the server's business, because only it knows.
+is the server's business, because only it knows.  So a missing ``content`` reads as ``None``
+(a classic program may send ``null``): the server answers it with the error of that request
+(``invalid_room`` for a ``join``, ``bad_request`` for a ``msg``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from common.protocol import CLIENT_ID, ErrorCode
 class Login:
     """``login``.  ``client`` is ``None`` for a classic KTN program (PROTOCOL.md)."""
 
-    name: str
+    name: str | None
     client: str | None = CLIENT_ID
     password: str | None = None
     server_password: str | None = None
@@ -36,7 +38,7 @@ class Logout:
 class SendMessage:
     """``msg``: to ``room`` (``None``: general) or, with ``to``, to one person."""
 
-    text: str
+    text: str | None
     nonce: str | None = None
     room: str | None = None
     to: str | None = None
@@ -59,12 +61,12 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    room: str
+    room: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    room: str
+    room: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class Search:
-    words: str
+    words: str | None
     room: str | None = None
     limit: int | None = None
 
@@ -138,13 +140,13 @@ def _opt_int(payload: dict[str, Any], key: str) -> int | None:
     return value
 
 
-def _content(payload: dict[str, Any], what: str) -> str:
-    return _req_str(payload, "content", what)
+def _content(payload: dict[str, Any]) -> str | None:
+    return _opt_str(payload, "content")
 
 
 def _login(p: dict[str, Any]) -> Login:
     return Login(
-        _content(p, "login"),
+        _content(p),
         _opt_str(p, "client"),
         # A password that is not a string is a wrong password (auth_failed), not a bad request.
         p["password"] if isinstance(p.get("password"), str) else _absent(p, "password"),
@@ -160,9 +162,7 @@ def _absent(p: dict[str, Any], key: str) -> str | None:
 
 
 def _message(p: dict[str, Any]) -> SendMessage:
-    return SendMessage(
-        _content(p, "msg"), _opt_str(p, "nonce"), _opt_str(p, "room"), _opt_str(p, "to")
-    )
+    return SendMessage(_content(p), _opt_str(p, "nonce"), _opt_str(p, "room"), _opt_str(p, "to"))
 
 
 _READERS: dict[str, Any] = {
@@ -172,13 +172,13 @@ _READERS: dict[str, Any] = {
     "names": lambda p: Names(_opt_str(p, "room")),
     "help": lambda p: Help(),
     "ping": lambda p: Ping(),
-    "join": lambda p: Join(_content(p, "join")),
-    "part": lambda p: Part(_content(p, "part")),
+    "join": lambda p: Join(_content(p)),
+    "part": lambda p: Part(_content(p)),
     "rooms": lambda p: Rooms(),
     "history": lambda p: History(
         _opt_str(p, "room"), _opt_str(p, "with"), _opt_int(p, "before"), _opt_int(p, "limit")
     ),
-    "search": lambda p: Search(_content(p, "search"), _opt_str(p, "room"), _opt_int(p, "limit")),
+    "search": lambda p: Search(_content(p), _opt_str(p, "room"), _opt_int(p, "limit")),
     "register": lambda p: Register(
         _req_str(p, "password", "register"), _opt_str(p, "new_password")
     ),

@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from common.decoder import DecodeError, StreamDecoder
+from common.connection import NEED_DATA, ServerConnection
+from common.decoder import DecodeError
 from common.message import GENERAL_ROOM, Message
 from common.protocol import (
     CLASSIC_HISTORY_BYTES,
@@ -43,9 +44,25 @@ from common.protocol import (
     is_valid_username,
     room_name,
 )
+from common.requests import (
+    Help,
+    History,
+    Join,
+    Login,
+    Logout,
+    Names,
+    Part,
+    Ping,
+    Register,
+    Request,
+    Rooms,
+    Search,
+    SendMessage,
+    request_object,
+)
 from server.accounts import AccountsUnavailable, password_problem
 from server.limits import TokenBucket, address_key
-from server.logsafe import CLIENT_CHARS, NAME_CHARS, clean, redacted
+from server.logsafe import CLIENT_CHARS, clean, redacted
 from server.outbox import recv_within
 from server.room import NameTaken, Refused
 from server.tls import ServerTLS
@@ -105,8 +122,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     # ------------------------------------------------------------ lifecycle
     def setup(self) -> None:
-        self._name: str | None = None
-        self.classic = False
         # True once this connection proved a registered name with its password (login or
         # register): only then may it read back what that name was sent privately.
         self.proven: bool = False
@@ -114,7 +129,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.peer = f"{self.client_address[0]}:{self.client_address[1]}"
         self.address = address_key(str(self.client_address[0]))  # what the limits count
         self.client: str | None = None  # the login's "client" string (None: classic)
-        self._decoder = StreamDecoder(MAX_OBJECT_BYTES)
+        # Bytes in, typed requests (or the error to answer) out: the protocol side of it all.
+        self.conn = ServerConnection(MAX_OBJECT_BYTES)
         config = self.server.config
         self._limiter = TokenBucket(config.rate_limit, config.rate_burst)
         try:
@@ -180,7 +196,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
             if not data:
                 return
             heard = time.monotonic()
-            for item in self._decoder.feed(data):
+            conn = self.conn
+            conn.receive_data(data)
+            while (item := conn.next_event()) is not NEED_DATA:
                 if isinstance(item, DecodeError):
                     if item.fatal:
                         self.send(MessageParser.error(item.code, item.text))
@@ -197,7 +215,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         name = self._name
         if name is not None:
             self.server.room.settle(self)  # others hear this user's last words before the leave
-            self._name = None
+            self.conn.logged_out()
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
         if self.tls is not None:
@@ -247,7 +265,17 @@ class ClientHandler(socketserver.BaseRequestHandler):
     # ----------------------------------------------------------- Member API
     @property
     def name(self) -> str | None:
-        return self._name
+        return self.conn.user
+
+    @property
+    def _name(self) -> str | None:
+        """The logged-in name; ``ServerConnection`` is its one owner."""
+        return self.conn.user
+
+    @property
+    def classic(self) -> bool:
+        """The logged-in peer is a classic KTN program (its login had no ``"client"``)."""
+        return self.conn.classic
 
     @property
     def who(self) -> str:
@@ -300,38 +328,27 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(MessageParser.encode(payload))
 
     # ------------------------------------------------------------- requests
-    def parse_request(self, payload: dict[str, Any]) -> None:
-        """Dispatch one request object; every path answers or closes (PROTOCOL.md, Requests).
+    def parse_request(self, request: Request) -> None:
+        """Dispatch one typed request (``common.requests``); every path answers or closes
+        (PROTOCOL.md, Requests).  Its shape was checked by ``ServerConnection``; what its
+        values mean is checked here.
 
         Every request, of any kind and valid or not, first takes a token from its address's
         bucket (server/limits.py): past it the answer is ``rate_limited`` and nothing else
         happens, so a new request kind is limited without doing anything for it.
         """
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s -> %s", self.who, clean(redacted(payload)))
+            log.debug("%s -> %s", self.who, clean(request_object(redacted(request))))
         if not self._within_address_limit():
             return
-        request = payload.get("request")
-        if not isinstance(request, str):
-            self._error(ErrorCode.BAD_REQUEST, 'bad request: "request" must be a string')
-            return
-        handler = self._REQUESTS.get(request)
-        if handler is None:
-            shown = request if len(request) <= NAME_CHARS else request[:NAME_CHARS] + "..."
-            self._error(ErrorCode.UNKNOWN_REQUEST, f"unknown request {shown!r}; try 'help'")
-            return
-        content = payload.get("content")
-        if content is not None and not isinstance(content, str):
-            self._error(ErrorCode.BAD_REQUEST, 'bad request: "content" must be a string or null')
-            return
-        handler(self, content, payload)
+        self._REQUESTS[type(request)](self, request)
 
-    def parse_login(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_login(self, request: Login) -> None:
         if self._name is not None:
             self._error(ErrorCode.ALREADY_LOGGED_IN, f"already logged in as {self._name}")
             return
-        client = payload.get("client")
-        if content is None or (client is not None and not isinstance(client, str)):
+        content, client = request.name, request.client
+        if content is None:
             self._error(ErrorCode.BAD_REQUEST, 'bad request: login needs "content": NAME')
             return
         if not self.server.limits.allow_login(self.address):
@@ -344,7 +361,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if guard.refused(self.client_address[0]):
             self._too_many_attempts()
             return
-        if not self._password_ok(payload.get("server_password")):
+        if not self._password_ok(request.server_password):
             self._auth_failed(AuthField.SERVER_PASSWORD, content)
             return
         if not self.valid_username(content):
@@ -361,7 +378,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         proven = False
         try:
             registered = self.server.accounts.is_registered(content)
-            if registered and not self.server.accounts.verify(content, payload.get("password")):
+            if registered and not self.server.accounts.verify(content, request.password):
                 self._auth_failed(AuthField.PASSWORD, content)
                 return
         except AccountsUnavailable:  # cluster mode: Redis cannot be reached
@@ -371,23 +388,22 @@ class ClientHandler(socketserver.BaseRequestHandler):
         if not self.username_available(content):
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
-        self.classic = client is None
+        self.conn.accept_login(request)  # from here on ``name`` and ``classic`` say so
         if self.classic:
             # A classic client decodes each recv() as one object: a moment between objects
             # keeps a burst (a batch of echoes, say) from arriving in one read.
             self.outbox.gap = CLASSIC_GAP_SECONDS
         self.client = client
-        self._name = content
         self.proven = proven  # before join: its welcome may be read at once
         try:
             self.server.room.join(content, self)
         except NameTaken:
-            self._name = None
+            self.conn.logged_out()
             self.proven = False
             self._error(ErrorCode.NAME_TAKEN, f"the name {content} is taken")
             return
         except Refused as refused:  # cluster mode: Redis cannot be reached
-            self._name = None
+            self.conn.logged_out()
             self.proven = False
             self._error(refused.code, refused.text)
             return
@@ -399,15 +415,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
             ", registered" if proven else "",
         )
 
-    def parse_register(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_register(self, request: Register) -> None:
         """Register the logged-in name with ``password``, or change its password (the old one
         as ``password``, the new one as ``new_password``)."""
         name = self._name
         if name is None:
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
-        password = payload.get("password")
-        new_password = payload.get("new_password")
+        password, new_password = request.password, request.new_password
         accounts = self.server.accounts
         try:
             registered = accounts.is_registered(name)
@@ -454,26 +469,26 @@ class ClientHandler(socketserver.BaseRequestHandler):
             text = f"The password of {name} is changed."
         self.send(MessageParser.info(text))
 
-    def parse_logout(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_logout(self, request: Logout) -> None:
         name = self._name
         if name is not None:
             self.server.room.settle(self)
-            self._name = None
+            self.conn.logged_out()
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
         self.send(MessageParser.info(f"Goodbye{', ' + name if name else ''}. Logged out."))
         self._open = False
 
-    def parse_message(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_message(self, request: SendMessage) -> None:
         name = self._name
         if name is None:
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
-        nonce = payload.get("nonce")
+        content, nonce, to = request.text, request.nonce, request.to
         if nonce is not None and (
             # A lone surrogate cannot be stored (SQLite wants UTF-8): refuse it here, or it
             # would fail the whole batch of messages it was committed with.
-            not isinstance(nonce, str) or len(nonce) > MAX_NONCE_CHARS or not _is_unicode(nonce)
+            len(nonce) > MAX_NONCE_CHARS or not _is_unicode(nonce)
         ):
             self._error(
                 ErrorCode.BAD_REQUEST,
@@ -486,9 +501,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(ErrorCode.BAD_REQUEST, problem)
             return
         assert content is not None
-        to = payload.get("to")
         if to is not None:
-            if payload.get("room") is not None:
+            if request.room is not None:
                 self._error(
                     ErrorCode.BAD_REQUEST, 'bad request: a msg has "room" or "to", not both'
                 )
@@ -502,7 +516,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
                     'direct messages need a client that sends "client" at login',
                 )
                 return
-        room = self._room_of(payload)
+        room = self._room_of(request.room)
         if room is None:
             return
         if not self._limiter.allow():
@@ -515,11 +529,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         except Refused as refused:
             self._error(refused.code, refused.text)
 
-    def parse_names(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_names(self, request: Names) -> None:
         if self._name is None:
             self._error(ErrorCode.NOT_LOGGED_IN, "log in first: send a login request")
             return
-        room = self._room_of(payload)
+        room = self._room_of(request.room)
         if room is None:
             return
         try:
@@ -534,10 +548,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 MessageParser.info(f"Users in {room}: {in_words(users)}", users=users, room=room)
             )
 
-    def parse_join(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_join(self, request: Join) -> None:
         if not self._logged_in():
             return
-        room = self._valid_room(content)
+        room = self._valid_room(request.room)
         if room is None:
             return
         self.server.room.settle(self)  # earlier echoes first; ``enter`` answers under its lock
@@ -546,10 +560,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
         except Refused as refused:
             self._error(refused.code, refused.text)
 
-    def parse_part(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_part(self, request: Part) -> None:
         if not self._logged_in():
             return
-        room = self._valid_room(content)
+        room = self._valid_room(request.room)
         if room is None:
             return
         self.server.room.settle(self)
@@ -560,7 +574,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             return
         self.send(MessageParser.info(f"You left {room}.", event=Event.PARTED, room=room))
 
-    def parse_rooms(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_rooms(self, request: Rooms) -> None:
         if not self._logged_in():
             return
         try:
@@ -576,20 +590,20 @@ class ClientHandler(socketserver.BaseRequestHandler):
             )
         )
 
-    def parse_history(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_history(self, request: History) -> None:
         if not self._logged_in():
             return
-        before = payload.get("before")
-        if before is not None and (not _is_int(before) or before < 1):
+        before = request.before
+        if before is not None and before < 1:
             self._error(ErrorCode.BAD_REQUEST, 'bad request: "before" must be a message id')
             return
-        limit = self._limit(payload, self.server.room.history_size, MAX_PAGE)
+        limit = self._limit(request.limit, self.server.room.history_size, MAX_PAGE)
         if limit is None:
             return
-        other = payload.get("with")
+        other = request.with_user
         try:
             if other is not None:
-                if payload.get("room") is not None:
+                if request.room is not None:
                     self._error(
                         ErrorCode.BAD_REQUEST, 'bad request: history has "room" or "with", not both'
                     )
@@ -600,7 +614,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 messages, more = self.server.room.direct_page(self, other, before, limit)
                 keys: dict[str, Any] = {"with": other}
             else:
-                room = self._room_of(payload)
+                room = self._room_of(request.room)
                 if room is None:
                     return
                 messages, more = self.server.room.page(self, room, before, limit)
@@ -612,9 +626,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
         answer.update(keys, before=before, more=more or cut)
         self.send(answer)
 
-    def parse_search(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_search(self, request: Search) -> None:
         if not self._logged_in():
             return
+        content = request.words
         if (
             content is None
             or not content.strip()
@@ -627,12 +642,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 " characters of valid Unicode)",
             )
             return
-        limit = self._limit(payload, DEFAULT_SEARCH, MAX_SEARCH)
+        limit = self._limit(request.limit, DEFAULT_SEARCH, MAX_SEARCH)
         if limit is None:
             return
         room = None
-        if payload.get("room") is not None:
-            room = self._room_of(payload)
+        if request.room is not None:
+            room = self._room_of(request.room)
             if room is None:
                 return
         try:
@@ -663,27 +678,25 @@ class ClientHandler(socketserver.BaseRequestHandler):
             )
         return room
 
-    def _room_of(self, payload: dict[str, Any]) -> str | None:
+    def _room_of(self, given: str | None) -> str | None:
         """The ``"room"`` of a request (general when absent), or ``None`` after an error."""
-        given = payload.get("room")
         if given is None:
             return GENERAL_ROOM
         return self._valid_room(given)
 
-    def _limit(self, payload: dict[str, Any], default: int, most: int) -> int | None:
+    def _limit(self, limit: int | None, default: int, most: int) -> int | None:
         """The ``"limit"`` of a request (at most ``most``), or ``None`` after an error."""
-        limit = payload.get("limit")
         if limit is None:
             return default
-        if not _is_int(limit) or limit < 1:
+        if limit < 1:
             self._error(ErrorCode.BAD_REQUEST, 'bad request: "limit" must be a positive integer')
             return None
         return min(int(limit), most)
 
-    def parse_help(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_help(self, request: Help) -> None:
         self.send(MessageParser.info(HELP_TEXT))
 
-    def parse_ping(self, content: str | None, payload: dict[str, Any]) -> None:
+    def parse_ping(self, request: Ping) -> None:
         """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
         self.send(MessageParser.info("", event=Event.PONG))
 
@@ -745,19 +758,20 @@ class ClientHandler(socketserver.BaseRequestHandler):
     def _error(self, code: str, text: str, **extra: Any) -> None:
         self.send(MessageParser.error(code, text, **extra))
 
-    _REQUESTS: ClassVar[dict[str, Callable[[ClientHandler, str | None, dict[str, Any]], None]]] = {
-        "login": parse_login,
-        "logout": parse_logout,
-        "msg": parse_message,
-        "names": parse_names,
-        "help": parse_help,
-        "join": parse_join,
-        "part": parse_part,
-        "rooms": parse_rooms,
-        "history": parse_history,
-        "search": parse_search,
-        "ping": parse_ping,
-        "register": parse_register,
+    # One method per request type; mypy checks each takes its own type.
+    _REQUESTS: ClassVar[dict[type[Any], Callable[[ClientHandler, Any], None]]] = {
+        Login: parse_login,
+        Logout: parse_logout,
+        SendMessage: parse_message,
+        Names: parse_names,
+        Help: parse_help,
+        Join: parse_join,
+        Part: parse_part,
+        Rooms: parse_rooms,
+        History: parse_history,
+        Search: parse_search,
+        Ping: parse_ping,
+        Register: parse_register,
     }
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any
 
 CLIENT_CHARS = 64  # the login's "client" string
 NAME_CHARS = 40  # request names, room names and the like
@@ -62,12 +63,17 @@ def clean(value: object, limit: int = PREVIEW_CHARS) -> str:
 SECRET_KEYS = frozenset({"password", "server_password", "new_password"})
 
 
-def redacted(payload: dict[str, object]) -> dict[str, object]:
-    """A request as it may be logged: the values of password keys replaced (the DEBUG log of
-    each request must never show a password; tests/test_accounts.py reads it)."""
-    if SECRET_KEYS.isdisjoint(payload):
-        return payload
-    return {k: ("<hidden>" if k in SECRET_KEYS else v) for k, v in payload.items()}
+def redacted(request: Any) -> Any:
+    """A typed request as it may be logged: its passwords replaced (the DEBUG log of each
+    request must never show a password; tests/test_accounts.py reads it)."""
+    if not is_dataclass(request) or isinstance(request, type):
+        return request
+    hidden = {
+        f.name: "<hidden>"
+        for f in fields(request)
+        if f.name in SECRET_KEYS and getattr(request, f.name) is not None
+    }
+    return replace(request, **hidden) if hidden else request
 
 
 def escape_line(text: str) -> str:

@@ -93,7 +93,10 @@ MAX_ROOMS_PER_USER = 100  # rooms one login may be in (each holds its recent his
 class Member(Protocol):
     """What the room needs of a logged-in connection."""
 
-    classic: bool  # logged in without "client": general only, no direct messages
+    @property
+    def classic(self) -> bool:
+        """Logged in without "client": general only, no direct messages."""
+
     proven: bool  # logged in with the password of a registered name
 
     @property

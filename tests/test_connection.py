@@ -142,7 +142,7 @@ def test_responses_survive_any_split(sent: list[Response], cuts: list[int]) -> N
 def test_shape_errors_are_bad_requests_and_the_stream_goes_on() -> None:
     server = ServerConnection()
     server.receive_data(
-        b'{"request": "msg", "content": 5}\n{"request": "join"}\n'
+        b'{"request": "msg", "content": 5}\n{"request": "names", "room": 5}\n'
         b'{"request": "history", "before": "x"}\n{"request": "fly"}\n'
         b'{"request": "ping", "content": null}\n'
     )
