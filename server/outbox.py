@@ -5,7 +5,9 @@ that thread, and with it everyone.  Why not a writer thread per connection: two 
 idle user cost memory and GIL hand-offs on every broadcast.  Instead every connection owns an
 ``Outbox`` (a byte-bounded queue); one ``Sender`` thread writes all outboxes with non-blocking
 sends, one ``send`` per connection for everything queued (for TkChat clients), and waits on a
-selector for sockets whose kernel buffer is full.
+selector for sockets whose kernel buffer is full.  When nothing is queued and the Sender is not
+on the outbox, ``put`` tries the (non-blocking) socket itself first, as an asyncio transport
+does: in a quiet room most objects go out without a hand-over (bench/SERVER.md, paced load).
 
 One socket, one file descriptor.  The Sender sends on the connection's own socket object, which
 is non-blocking for good (``open`` makes it so): a send can never wait, whatever any thread
@@ -91,6 +93,19 @@ class Outbox:
             if self._closed:
                 return False
             backlog = self._queued
+            if not self._scheduled and not self.gap:
+                # Nothing queued and the Sender not on it: try the socket at once, as an
+                # asyncio transport does (never blocks: the socket is non-blocking).  Only
+                # what the kernel does not take is queued for the Sender.
+                try:
+                    sent = self._sock.send(data)
+                except OSError:
+                    sent = 0  # the Sender's flush meets the error again and ends it
+                if sent:
+                    self.progress = time.monotonic()
+                    if sent == len(data):
+                        return True
+                    data = data[sent:]
             if backlog <= self.limit:
                 self._chunks.append(data)
                 self._objects += 1
