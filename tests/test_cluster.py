@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from server.app import ChatServer
-from tests.conftest import ServerProcess, wait_for
+from tests.conftest import ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="redis-server runs on POSIX only")
@@ -864,3 +864,17 @@ def test_direct_message_history_and_search_on_a_cluster(
     assert friend.expect("error")["code"] == "bad_request"
     owner.send("search", "hi")
     assert owner.expect("error")["code"] == "unavailable"
+
+
+def test_a_node_without_its_redis_says_so_and_exits() -> None:
+    nowhere = f"redis://127.0.0.1:{_free_port()}/0"
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--redis", nowhere],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "cannot start" in out.stderr and "Redis" in out.stderr
