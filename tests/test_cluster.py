@@ -883,3 +883,31 @@ def test_a_node_without_its_redis_says_so_and_exits() -> None:
     )
     assert out.returncode == 2
     assert "cannot start" in out.stderr and "Redis" in out.stderr
+
+
+def test_a_redis_outage_longer_than_the_lease_logs_nobody_out(
+    redis_server: RedisServer,
+    node: Callable[..., ChatServer],
+    clients: Callable[[int], WireClient],
+) -> None:
+    """After Redis comes back every lease has run out; the nodes renew before anyone reaps
+    (a node reaps only once it has been connected for a whole lease), so nobody is logged out."""
+    first, second = node(redis_lease=1.0), node(redis_lease=1.0)
+    ann, ben = clients(first.port), clients(second.port)
+    login(ann, "ann")
+    login(ben, "ben")
+    redis_server.kill()
+    time.sleep(2.5)  # the outage: well past the 1 s lease
+    redis_server.start()
+    # Resend until the nodes take posts again, then a little over two leases of quiet.
+    for _ in range(100):
+        ann.send("msg", "back", nonce="back")
+        if ann.recv()["response"] == "message":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the node never took posts again")
+    quiet = drain(ben, 2.5)
+    assert [o for o in quiet if o.get("event") == "leave"] == []
+    ben.send("names")
+    assert ben.expect("info")["users"] == ["ann", "ben"]
