@@ -911,3 +911,19 @@ def test_a_redis_outage_longer_than_the_lease_logs_nobody_out(
     assert [o for o in quiet if o.get("event") == "leave"] == []
     ben.send("names")
     assert ben.expect("info")["users"] == ["ann", "ben"]
+
+
+def test_a_classic_client_on_one_node_cannot_be_sent_direct_messages_from_another(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    classic, modern = clients(first.port), clients(second.port)
+    classic.send("login", "oldtimer")  # no "client": a classic KTN program
+    classic.expect("info")
+    classic.expect("history")
+    login(modern, "modern")
+    modern.send("msg", "psst", to="oldtimer")
+    refused = modern.expect("error")
+    assert refused["code"] == "no_such_user" and "cannot receive" in refused["content"]
+    modern.send("msg", "hello all")
+    assert messages(classic, 1)[0]["content"] == "hello all"
