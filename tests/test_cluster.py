@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from server.app import ChatServer
-from tests.conftest import ServerProcess, wait_for
+from tests.conftest import ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="redis-server runs on POSIX only")
@@ -529,7 +529,12 @@ def test_a_plain_server_never_imports_redis() -> None:
         "print('redis' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert out.stdout.strip() == "False"
 
@@ -864,3 +869,61 @@ def test_direct_message_history_and_search_on_a_cluster(
     assert friend.expect("error")["code"] == "bad_request"
     owner.send("search", "hi")
     assert owner.expect("error")["code"] == "unavailable"
+
+
+def test_a_node_without_its_redis_says_so_and_exits() -> None:
+    nowhere = f"redis://127.0.0.1:{_free_port()}/0"
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--port", "0", "--db", ":memory:", "--redis", nowhere],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 2
+    assert "cannot start" in out.stderr and "Redis" in out.stderr
+
+
+def test_a_redis_outage_longer_than_the_lease_logs_nobody_out(
+    redis_server: RedisServer,
+    node: Callable[..., ChatServer],
+    clients: Callable[[int], WireClient],
+) -> None:
+    """After Redis comes back every lease has run out; the nodes renew before anyone reaps
+    (a node reaps only once it has been connected for a whole lease), so nobody is logged out."""
+    first, second = node(redis_lease=1.0), node(redis_lease=1.0)
+    ann, ben = clients(first.port), clients(second.port)
+    login(ann, "ann")
+    login(ben, "ben")
+    redis_server.kill()
+    time.sleep(2.5)  # the outage: well past the 1 s lease
+    redis_server.start()
+    # Resend until the nodes take posts again, then a little over two leases of quiet.
+    for _ in range(100):
+        ann.send("msg", "back", nonce="back")
+        if ann.recv()["response"] == "message":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the node never took posts again")
+    quiet = drain(ben, 2.5)
+    assert [o for o in quiet if o.get("event") == "leave"] == []
+    ben.send("names")
+    assert ben.expect("info")["users"] == ["ann", "ben"]
+
+
+def test_a_classic_client_on_one_node_cannot_be_sent_direct_messages_from_another(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    first, second = node(), node()
+    classic, modern = clients(first.port), clients(second.port)
+    classic.send("login", "oldtimer")  # no "client": a classic KTN program
+    classic.expect("info")
+    classic.expect("history")
+    login(modern, "modern")
+    modern.send("msg", "psst", to="oldtimer")
+    refused = modern.expect("error")
+    assert refused["code"] == "no_such_user" and "cannot receive" in refused["content"]
+    modern.send("msg", "hello all")
+    assert messages(classic, 1)[0]["content"] == "hello all"
