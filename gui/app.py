@@ -31,6 +31,7 @@ from gui.connect_view import ConnectView
 from gui.conversation_view import Conversations
 from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
+from gui.menus import build_menus, colour_menus
 from gui.notify import Notifier
 from gui.question import Question, ask
 from gui.register_dialog import RegisterDialog
@@ -140,51 +141,8 @@ class ChatApp:
 
     # ------------------------------------------------------------- building
     def _build_menu(self) -> None:
-        bar = tk.Menu(self.window, tearoff=False)
-        file_menu = tk.Menu(bar, tearoff=False)
-        file_menu.add_command(label="Connect…", underline=0, command=self.show_connect)
-        file_menu.add_command(
-            label="Reconnect now", underline=0, command=self.reconnect_now, state="disabled"
-        )
-        file_menu.add_command(label="Disconnect", underline=0, command=self.disconnect)
-        file_menu.add_command(label="Host a chat", underline=0, command=self._host_from_menu)
-        file_menu.add_command(label="Register this name…", underline=0, command=self.register_name)
-        file_menu.add_separator()
-        file_menu.add_command(label="Quit", underline=0, accelerator="Ctrl+Q", command=self.quit)
-        view_menu = tk.Menu(bar, tearoff=False)
-        for label, value in (("System theme", "system"), ("Light", "light"), ("Dark", "dark")):
-            view_menu.add_radiobutton(
-                label=label,
-                value=value,
-                variable=self.theme_var,
-                command=lambda: self.set_theme(self.theme_var.get()),
-            )
-        view_menu.add_separator()
-        view_menu.add_checkbutton(
-            label="Desktop notifications",
-            variable=self.notify_var,
-            command=lambda: self.set_notifications(self.notify_var.get()),
-        )
-        view_menu.add_separator()
-        view_menu.add_command(
-            label="Larger text", accelerator="Ctrl++", command=lambda: self.change_font(1)
-        )
-        view_menu.add_command(
-            label="Smaller text", accelerator="Ctrl+-", command=lambda: self.change_font(-1)
-        )
-        view_menu.add_command(
-            label="Normal size", accelerator="Ctrl+0", command=lambda: self.change_font(0)
-        )
-        help_menu = tk.Menu(bar, tearoff=False)
-        help_menu.add_command(label="Commands", underline=0, command=self.show_command_help)
-        help_menu.add_command(label="Server help", underline=0, command=self.session.request_help)
-        help_menu.add_separator()
-        help_menu.add_command(label="About TkChat", underline=0, command=self.about)
-        bar.add_cascade(label="File", underline=0, menu=file_menu)
-        bar.add_cascade(label="View", underline=0, menu=view_menu)
-        bar.add_cascade(label="Help", underline=0, menu=help_menu)
-        self.menus = (bar, file_menu, view_menu, help_menu)
-        self.window.configure(menu=bar)
+        self.menus = build_menus(self)
+        self.window.configure(menu=self.menus[0])
         self._colour_menus()
 
     def _bind_keys(self) -> None:
@@ -204,19 +162,12 @@ class ChatApp:
         window.bind("<FocusIn>", self._focus_changed, add=True)
         window.bind("<FocusOut>", self._focus_changed, add=True)
         window.bind("<<ThemeChanged>>", lambda _e: self._colour_menus(), add=True)
-        pane = self.pane
-        self.chat_view.input.bind("<Prior>", lambda _e: pane.page(-1))
-        self.chat_view.input.bind("<Next>", lambda _e: pane.page(1))
+        # The pane shown now (each conversation has its own), not the first one.
+        self.chat_view.input.bind("<Prior>", lambda _e: self.pane.page(-1))
+        self.chat_view.input.bind("<Next>", lambda _e: self.pane.page(1))
 
     def _colour_menus(self) -> None:
-        p = theme.palette(self.window)
-        for menu in self.menus:
-            menu.configure(
-                background=p.background,
-                foreground=p.foreground,
-                activebackground=p.select_bg,
-                activeforeground=p.foreground,
-            )
+        colour_menus(self.window, self.menus)
 
     # -------------------------------------------------------------- screens
     def show_connect(self) -> None:
@@ -375,7 +326,7 @@ class ChatApp:
             f"{self.hosted.fingerprint}"
         )
 
-    def _host_from_menu(self) -> None:
+    def host_from_menu(self) -> None:
         self.show_connect()
         self.connect_view.host()
 
@@ -571,7 +522,8 @@ class ChatApp:
             self._title_dirty = True
             self._ring(loud=mention)
             if mention and self.settings.notifications:
-                self.notifier.notify(f"{message.user} mentioned you", message.text)
+                what = "sent you a direct message" if message.to is not None else "mentioned you"
+                self.notifier.notify(f"{message.user} {what}", message.text)
 
     def show_pending(self, pending: Pending) -> None:
         self.conversations.pane(pending.conversation).add_pending(pending.nonce, pending.text)

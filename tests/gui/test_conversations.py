@@ -402,3 +402,31 @@ def test_messages_kept_over_a_quit_go_to_their_conversation_next_time(
     stored = [(m.text, m.room) for m in server.store.recent(100, "dev")]
     assert stored.count(("typed in dev, kept over the quit", "dev")) == 1, stored
     assert "typed in dev" in _pane_of(again, DEV) and "typed in dev" not in _pane_of(again, GENERAL)
+
+
+def test_page_up_in_the_input_scrolls_the_open_conversation(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    """Page Up/Down in the input box page the pane shown now, not the first (general) one."""
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "online", (alice,))
+    bob = WireClient(server.port)
+    try:
+        bob.login("bob")
+        bob.send("join", "dev")
+        bob.expect("info", event="joined")
+        alice.app.submit("/join dev")
+        wait_until(root, lambda: alice.app.conversations.current == DEV, "#dev open", (alice,))
+        for i in range(80):
+            bob.send("msg", f"dev line {i}", room="dev")
+        wait_until(root, lambda: "dev line 79" in _pane_of(alice, DEV), "80 lines", (alice,))
+        dev = alice.app.conversations.panes[DEV].text
+        general = alice.app.conversations.panes[GENERAL].text
+        root.update()
+        dev_before, general_before = dev.yview(), general.yview()
+        _shortcut(alice, "<Prior>")
+        assert dev.yview()[0] < dev_before[0], "the open conversation paged up"
+        assert general.yview() == general_before, "the hidden one did not move"
+    finally:
+        bob.close()
