@@ -33,9 +33,10 @@ from gui.hosting import HostConfig, HostedServer
 from gui.icon import set_window_icon
 from gui.menus import build_menus, colour_menus
 from gui.notify import Notifier
+from gui.pending import Pending
 from gui.question import Question, ask
 from gui.register_dialog import RegisterDialog
-from gui.session import Backoff, Pending, Session, State, split_text
+from gui.session import Backoff, Session, State, split_text
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 from server.config import default_db_path

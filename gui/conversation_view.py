@@ -410,11 +410,11 @@ class Conversations:
         be delivered; it stops waiting and the error shows in its conversation."""
         want_direct = error.code == ErrorCode.NO_SUCH_USER
         session = self.app.session
-        for nonce, pending in list(session.pending.items()):
+        for pending in session.pending:
             if pending.conversation.direct == want_direct and pending.conversation != GENERAL:
-                del session.pending[nonce]
+                session.pending.drop(pending.nonce)
                 pane = self.pane(pending.conversation)
-                pane.settle(nonce)
+                pane.settle(pending.nonce)
                 pane.add_info(f"Not sent: {error.text or error.code}", error=True)
                 self._dirty.add(pane)
                 return

@@ -16,6 +16,8 @@ stays *pending* until its echo arrives.  After a reconnect, pending messages tha
 ``history`` shows as stored are settled from it, and the rest are sent again with the same
 nonce; the server stores a repeated nonce only once, so each message appears exactly once.
 History fills the pane without duplicates because message ids already shown are skipped.
+Both rules live in gui/pending.py (``PendingMessages``, ``SeenMessages``); this module is the
+connection's state machine around them.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ import math
 import queue
 import random
 import time
-import uuid
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from gui import conversation_requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
+from gui.pending import Pending, PendingMessages, SeenMessages
 from gui.trust import TLSOptions
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,6 @@ class State(enum.Enum):
     LOGGING_IN = "logging in"
     ONLINE = "online"
     WAITING = "waiting to reconnect"
-
-
-@dataclass(slots=True)
-class Pending:
-    """A message the user sent that the server has not echoed yet."""
-
-    nonce: str
-    text: str
-    sends: int = 0
-    conversation: Conversation = GENERAL  # where it goes (a room or a direct message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +145,7 @@ class Session:
         self._registering: str | None = None  # sent in ``register``, not yet answered
         self.tls: TLSOptions | None = None  # how TLS is checked; None: plaintext
         self.users: list[str] = []
-        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.pending = PendingMessages()
         self._client: Client | None = None
         self._generation = 0
         self._attempt = 0
@@ -162,9 +153,7 @@ class Session:
         self._ever_online = False
         self._timer: str | None = None
         self._retry_timer: str | None = None  # resend after ``rate_limited``
-        self._seen_ids: set[int] = set()
-        self._seen_keys: set[tuple[str, str, str]] = set()
-        self._seen_order: deque[tuple[str, str, str]] = deque()
+        self._seen = SeenMessages()
         self._expect_history = False
         self._help_asked = 0  # help requests not answered yet
         # While WAITING: why the connection went, and when (time.monotonic) the next try is.
@@ -220,9 +209,7 @@ class Session:
         self._ever_online = False
         self._attempt = 0
         self._name_taken = 0
-        self._seen_ids.clear()
-        self._seen_keys.clear()
-        self._seen_order.clear()
+        self._seen.clear()
         self.pending.clear()
         self.users = []
         self._help_asked = 0
@@ -238,8 +225,7 @@ class Session:
                 f"message too long ({len(text)} characters; at most {MAX_MESSAGE_CHARS})"
             )
             return None
-        pending = Pending(uuid.uuid4().hex[:20], text, conversation=conversation)
-        self.pending[pending.nonce] = pending
+        pending = self.pending.add(text, conversation)
         self.listener.show_pending(pending)
         if self.state is State.ONLINE:
             self._transmit(pending)
@@ -252,8 +238,7 @@ class Session:
         for nonce, text, where in messages:
             if nonce not in self.pending and 0 < len(text) <= MAX_MESSAGE_CHARS:
                 conversation = Conversation.from_label(where) or GENERAL
-                pending = Pending(nonce, text, conversation=conversation)
-                self.pending[nonce] = pending
+                pending = self.pending.keep(Pending(nonce, text, conversation=conversation))
                 self.listener.show_pending(pending)
         if self.state is State.ONLINE and not self._expect_history:
             self._resend_pending()
@@ -540,35 +525,11 @@ class Session:
         self._connection_lost(reason)
 
     def _on_message(self, message: Message, *, from_history: bool) -> None:
-        if message.id is not None:
-            if message.id in self._seen_ids:
-                return
-            self._seen_ids.add(message.id)
-        else:
-            key = (message.user, message.text, message.timestamp.isoformat())
-            if from_history and key in self._seen_keys:
-                return
-            self._remember_key(key)
+        if not self._seen.first_time(message, from_history=from_history):
+            return
         own = bool(self.name) and message.user.lower() == self.name.lower()
-        settled = None
-        if own and message.nonce is not None and message.nonce in self.pending:
-            settled = message.nonce
-            del self.pending[settled]
-        elif own and message.nonce is None and not from_history and self.pending:
-            # A KTN server that drops nonces: the oldest pending message with this text.
-            for nonce, pending in self.pending.items():
-                if pending.text == message.text and pending.sends:
-                    settled = nonce
-                    break
-            if settled is not None:
-                del self.pending[settled]
+        settled = self.pending.settle(message, from_history=from_history) if own else None
         self.listener.show_message(message, own, settled, from_history)
-
-    def _remember_key(self, key: tuple[str, str, str]) -> None:
-        self._seen_keys.add(key)
-        self._seen_order.append(key)
-        if len(self._seen_order) > 5000:
-            self._seen_keys.discard(self._seen_order.popleft())
 
     def _set_users(self, users: list[str]) -> None:
         unique: dict[str, str] = {}
@@ -579,7 +540,7 @@ class Session:
 
     # -------------------------------------------------------------- sending
     def _resend_pending(self) -> None:
-        for pending in list(self.pending.values()):
+        for pending in self.pending:
             self._transmit(pending)
 
     def _transmit(self, pending: Pending) -> None:
