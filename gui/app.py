@@ -736,7 +736,7 @@ class ChatApp:
                     session.host,
                     session.port,
                     session.name,
-                    [(p.nonce, p.text) for p in waiting],
+                    [(p.nonce, p.text, p.conversation.label) for p in waiting],
                 )
         return True
 

@@ -93,6 +93,8 @@ class MessageReceiver(threading.Thread):
         self._answered = False
         self._answer_by = 0.0
         self._quiet_by = 0.0
+        # For the ping: what we *send* counts, not what we read (the server closes a connection
+        # it has not heard from for its --idle-timeout, however busy the room it sends to).
         self._last_sent = time.monotonic()
 
     @property

@@ -63,6 +63,9 @@ class Conversations:
         view.panes.forget(first)
         view.panes.insert(0, self.stack, weight=5)
         first.grid(in_=self.stack, row=0, column=0, sticky="nsew")
+        # Made before the stack, the pane is below it in stacking order: raise it, or the
+        # stack's empty frame covers it.
+        first.lift(self.stack)
         self.list = ConversationList(view.panes, app.text_font, self.open)
         view.panes.insert(0, self.list, weight=0)  # keeps its width; the pane gives way
         self.panes: dict[Conversation, MessagePane] = {GENERAL: first}
@@ -74,6 +77,7 @@ class Conversations:
         self._direct_loading: Conversation | None = None  # a page of direct messages asked
         self._rejoining: set[str] = set()  # rooms joined again after a reconnect or restart
         self._placed: set[MessagePane] = set()  # panes shown at their end once they had a size
+        self._showing_result: MessagePane | None = None  # the pane a search result is shown in
         self.search_box = SearchBox(view, self.search, self.show_result)
         self.switcher = Switcher(view, self.switch_choices, self.open_label)
         view.users.listbox.bind("<ButtonRelease-1>", self._user_clicked, add=True)
@@ -120,7 +124,7 @@ class Conversations:
             new.flush()
             new.sync_fonts()  # the text size may have changed while it was hidden
             new.grid(in_=self.stack, row=0, column=0, sticky="nsew")
-            new.lift()
+            new.lift(self.stack)
             self.app.pane = self.app.chat_view.pane = new
         self._show_members()
         self._list_dirty = True
@@ -172,6 +176,7 @@ class Conversations:
         if self.app.pane is not general:
             self.app.pane.grid_remove()
             general.grid(in_=self.stack, row=0, column=0, sticky="nsew")
+            general.lift(self.stack)
             self.app.pane = self.app.chat_view.pane = general
         for conversation, pane in list(self.panes.items()):
             if conversation != GENERAL:
@@ -182,7 +187,7 @@ class Conversations:
         self._placed.clear()
         self._dirty.clear()
         self._rejoining.clear()
-        self._jump = self._direct_loading = None
+        self._jump = self._direct_loading = self._showing_result = None
         self.model.reset(name)
         self.server = f"{host}:{port}"
         self.model.restore(self.saved.get(self.server))
@@ -430,12 +435,17 @@ class Conversations:
                 # newest, so the first time it has a size and lines, go to the end.
                 if text.winfo_height() > 1 and self.ids.get(conversation):
                     self._placed.add(pane)
-                    text.after_idle(pane.scroll_to_end)
+                    text.after_idle(lambda: self._first_view(pane))
                 return
             if float(first) <= 0.0 and conversation == self.model.current:
                 text.after_idle(lambda: self._at_top(conversation))
 
         text.configure(yscrollcommand=text.register(scrolled))
+
+    def _first_view(self, pane: MessagePane) -> None:
+        """A pane's first view is its end, unless a search result is shown in it."""
+        if pane is not self._showing_result and pane.winfo_exists():
+            pane.scroll_to_end()
 
     def _at_top(self, conversation: Conversation) -> None:
         if conversation != self.model.current or self.model.state(conversation).oldest_id is None:
@@ -477,15 +487,14 @@ class Conversations:
             return
         self._jump = None
         pane = self.pane(conversation)
+        self._showing_result = pane
         pane.flush()
         text = pane.text
         found = (
             text.search(message.text.split("\n")[0], "1.0", stopindex="end") if message.text else ""
         )
         if found:
-            text.tag_remove("sel", "1.0", "end")
-            text.tag_add("sel", f"{found} linestart", f"{found} lineend")
-            text.see(found)
+            pane.show_line(found)
 
     # ------------------------------------------------------------- Ctrl+K
     def switch_choices(self) -> list[str]:

@@ -481,7 +481,15 @@ class MessagePane(ttk.Frame):
         """All text shown (tests and the failure dumps read this)."""
         return str(self.text.get("1.0", "end-1c"))
 
-    # ------------------------------------------- older pages (gui/conversation_view.py)
+    # ------------------------------ older pages, search results (gui/conversation_view.py)
+    def show_line(self, index: str) -> None:
+        """Bring a line into view and select it (a search result).  Like a person's scroll,
+        it ends following unless the line is at the bottom."""
+        self.text.tag_remove("sel", "1.0", "end")
+        self.text.tag_add("sel", f"{index} linestart", f"{index} lineend")
+        self.text.see(index)
+        self._set_following(self.at_bottom())
+
     def prepend(self, messages: list[Message], own_name: str = "") -> None:
         """Put older messages (a history page, oldest first) above everything shown,
         keeping the view still: the first visible line stays the first visible line."""

@@ -3,7 +3,8 @@
 A person who quits while the server is unreachable may keep what is still "(sending…)".  The
 next start that logs in to the same host, port and name takes them back (and removes them from
 the file); the session then resends them with their original nonces, so a server that did
-store one before the connection dropped stores it only once.
+store one before the connection dropped stores it only once.  Each keeps its conversation
+(``where``: ``#room`` or ``@name``; a file without it means ``#general``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "pending.json"
+GENERAL_LABEL = "#general"  # where a kept message goes when the file does not say
 
 
 def _key(host: str, port: int, name: str) -> str:
@@ -34,7 +36,11 @@ def _read(path: Path) -> dict[str, list[dict[str, str]]]:
         return {}
     return {
         key: [
-            {"nonce": item["nonce"], "text": item["text"]}
+            {
+                "nonce": item["nonce"],
+                "text": item["text"],
+                "where": item["where"] if isinstance(item.get("where"), str) else GENERAL_LABEL,
+            }
             for item in items
             if isinstance(item, dict)
             and isinstance(item.get("nonce"), str)
@@ -59,24 +65,26 @@ def _write(path: Path, data: dict[str, list[dict[str, str]]]) -> None:
         log.warning("cannot keep unsent messages in %s: %s", path, exc)
 
 
-def keep(directory: Path, host: str, port: int, name: str, messages: list[tuple[str, str]]) -> None:
-    """Add (nonce, text) pairs for this server and name, after any kept before."""
+def keep(
+    directory: Path, host: str, port: int, name: str, messages: list[tuple[str, str, str]]
+) -> None:
+    """Add (nonce, text, where) for this server and name, after any kept before."""
     path = directory / OUTBOX_FILE
     data = _read(path)
     items = data.setdefault(_key(host, port, name), [])
     known = {item["nonce"] for item in items}
-    items += [{"nonce": n, "text": t} for n, t in messages if n not in known]
+    items += [{"nonce": n, "text": t, "where": w} for n, t, w in messages if n not in known]
     _write(path, data)
 
 
-def take(directory: Path, host: str, port: int, name: str) -> list[tuple[str, str]]:
-    """The (nonce, text) pairs kept for this server and name; they leave the file."""
+def take(directory: Path, host: str, port: int, name: str) -> list[tuple[str, str, str]]:
+    """The (nonce, text, where) kept for this server and name; they leave the file."""
     path = directory / OUTBOX_FILE
     data = _read(path)
     items = data.pop(_key(host, port, name), [])
     if items:
         _write(path, data)
-    return [(item["nonce"], item["text"]) for item in items]
+    return [(item["nonce"], item["text"], item["where"]) for item in items]
 
 
 def count(directory: Path) -> int:

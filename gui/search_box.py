@@ -14,6 +14,7 @@ from gui.conversation_requests import conversation_of
 from gui.display import local_clock, tk_safe
 
 RESULT_ROWS = 5
+SHORT_WINDOW = 560  # pixels: below this height the results show 2 rows at a time
 
 
 class SearchBox(ttk.Frame):
@@ -63,6 +64,9 @@ class SearchBox(ttk.Frame):
         return bool(self.winfo_manager())
 
     def open(self) -> None:
+        # A short window keeps room for the conversation: fewer result rows.
+        tall = self.winfo_toplevel().winfo_height() >= SHORT_WINDOW
+        self.results.configure(height=RESULT_ROWS if tall else 2)
         if not self.is_open:
             # Just above the panes: the input row and status line keep their room.
             self.pack(side="top", fill="x", before=self.view.panes)

@@ -245,12 +245,14 @@ class Session:
             self._transmit(pending)
         return pending
 
-    def restore_pending(self, messages: list[tuple[str, str]]) -> None:
-        """Messages kept from an earlier run (nonce, text): shown as pending, and sent with
-        their own nonces once online, so one the server already stored is not stored twice."""
-        for nonce, text in messages:
+    def restore_pending(self, messages: list[tuple[str, str, str]]) -> None:
+        """Messages kept from an earlier run (nonce, text, conversation label): shown as
+        pending in their conversation, and sent with their own nonces once online, so one the
+        server already stored is not stored twice."""
+        for nonce, text, where in messages:
             if nonce not in self.pending and 0 < len(text) <= MAX_MESSAGE_CHARS:
-                pending = Pending(nonce, text)
+                conversation = Conversation.from_label(where) or GENERAL
+                pending = Pending(nonce, text, conversation=conversation)
                 self.pending[nonce] = pending
                 self.listener.show_pending(pending)
         if self.state is State.ONLINE and not self._expect_history:

@@ -17,7 +17,7 @@ from server.app import ChatServer
 from server.config import ServerConfig, default_db_path
 from server.dbfile import prepare_db
 from server.history import StoreError
-from server.logsafe import SafeFormatter
+from server.logsafe import RepeatFilter, SafeFormatter
 from server.tls import TLSConfigError
 
 log = logging.getLogger("server")
@@ -64,33 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.max_per_address,
         help="connections open at once from one address (IPv6: one /64); more are refused, "
-        "so one address can never fill the server; 0 = no cap (default: %(default)s)",
+        "so one address can never fill the server; the address's request and login budgets "
+        "grow with it; 0 = no per-address limits (default: %(default)s)",
     )
     parser.add_argument(
         "--address-rate",
         type=float,
         default=defaults.address_rate,
         help="requests of any kind per second from one address, after a burst; "
-        "0 = no limit (default: %(default)s)",
+        "0 = no limit (default: 5 per --max-per-address connection: 100)",
     )
     parser.add_argument(
         "--address-burst",
         type=int,
         default=defaults.address_burst,
-        help="requests one address may send at once (default: %(default)s)",
+        help="requests one address may send at once (default: 20 per --max-per-address "
+        "connection: 400)",
     )
     parser.add_argument(
         "--login-rate",
         type=float,
         default=defaults.login_rate,
         help="logins per second from one address, after a burst; 0 = no limit "
-        "(default: %(default)s)",
+        "(default: 0.25 per --max-per-address connection: 5)",
     )
     parser.add_argument(
         "--login-burst",
         type=int,
         default=defaults.login_burst,
-        help="logins one address may send at once (default: %(default)s)",
+        help="logins one address may send at once (default: 2.5 per --max-per-address "
+        "connection: 50)",
     )
     parser.add_argument(
         "--login-timeout",
@@ -297,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     # Peer-supplied text is escaped at each call site too; this catches any that is not.
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    # A WARNING repeated per connection under attack is one line per 10 s, plus a count.
+    repeats = RepeatFilter(handler)
+    handler.addFilter(repeats)
     logging.basicConfig(level=args.log_level, handlers=[handler])
     try:
         config = config_from_args(args)
@@ -358,8 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     server.start()
     while not stop.wait(0.5):
-        pass
+        repeats.flush()
     server.stop()
+    repeats.flush(force=True)
     return 0
 
 

@@ -26,7 +26,7 @@ for a whole lease, so that after a Redis restart every live node has renewed bef
 taken for dead.  A node that finds its own lease gone (it was stopped longer than the lease)
 closes its connections: the others were told its users left, and their clients log in again.
 
-Redis down.  Posts and logins get ``Unavailable`` at once (the handler answers ``unavailable``);
+Redis down.  Posts and logins are ``Refused`` at once with ``unavailable``;
 drafts queued behind a failed call are refused the same way; the batch that was in flight is in
 doubt and is retried with the same token until Redis answers: the node's last token and result
 are kept in Redis, so a retry of a batch that was applied returns its ids and writes nothing.
@@ -45,10 +45,11 @@ Older history (``page``, ``direct_page``) is ``XREVRANGE`` on a stream.  Search 
 streams would do).  Registered names and their password hashes are in Redis too
 (``server/cluster_accounts.py``).
 
-Locks: ``_lock`` guards members, online names, the streams' positions and recent history (the
-reader holds it while it delivers, so a welcome and a delivery never interleave); ``_cond``
-guards the writer's queue, the pending counts and the ids members wait for.  ``_cond`` is never
-taken while holding ``_lock``'s delivery work, and never the other way round.
+Locks: ``_lock`` guards the logins, the streams' members, seats, positions and recent history
+(the reader holds it while it delivers, so a welcome and a delivery never interleave; the
+members' ``welcome``/``joined`` run under it and only queue bytes); ``_cond`` guards the
+writer's queue, the pending counts and the ids members wait for.  Neither is taken while the
+other is held, and no Redis call is made under either.
 """
 
 from __future__ import annotations

@@ -16,6 +16,14 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("TkChat", appauthor=False)) / "history.sqlite3"
 
 
+# Per-address budgets for each connection an address may hold (``address_policy``): far above
+# a person (a user's own limit is --rate-limit), far below a flood of renamed reconnects.
+REQUESTS_PER_CONNECTION = 5.0
+REQUEST_BURST_PER_CONNECTION = 20.0
+LOGINS_PER_CONNECTION = 0.25
+LOGIN_BURST_PER_CONNECTION = 2.5
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "0.0.0.0"
@@ -26,10 +34,13 @@ class ServerConfig:
     # Per address (server/limits.py): one address can never fill the server, nor flood it by
     # reconnecting under new names.  0 turns a limit off.
     max_per_address: int = 20
-    address_rate: float = 100.0  # requests of any kind per second, after a burst
-    address_burst: int = 400
-    login_rate: float = 5.0  # logins per second, after a burst
-    login_burst: int = 50
+    # The address's budgets; None sizes each for ``max_per_address`` people behind the one
+    # address (``address_policy``), so an operator who lets a whole office (or a load test) in
+    # with --max-per-address also lets its traffic in, and 0 there turns them all off.
+    address_rate: float | None = None  # requests of any kind per second, after a burst
+    address_burst: int | None = None
+    login_rate: float | None = None  # logins per second, after a burst
+    login_burst: int | None = None
     # Sockets that never log in are closed after this long (they hold a connection slot).
     login_timeout: float = 10.0
     # A TkChat client (it sent "client") pings after 60 s of quiet; one silent this long is
@@ -70,10 +81,17 @@ class ServerConfig:
     busy_timeout: float = 1.0
 
     def address_policy(self) -> AddressPolicy:
+        """The per-address limits: what was set, else sized per allowed connection (with the
+        default 20: 100 requests/s after 400 at once, 5 logins/s after 50 at once)."""
+        people = self.max_per_address
+
+        def sized(given: float | None, per_connection: float) -> float:
+            return given if given is not None else people * per_connection
+
         return AddressPolicy(
-            max_connections=self.max_per_address,
-            request_rate=self.address_rate,
-            request_burst=self.address_burst,
-            login_rate=self.login_rate,
-            login_burst=self.login_burst,
+            max_connections=people,
+            request_rate=sized(self.address_rate, REQUESTS_PER_CONNECTION),
+            request_burst=round(sized(self.address_burst, REQUEST_BURST_PER_CONNECTION)),
+            login_rate=sized(self.login_rate, LOGINS_PER_CONNECTION),
+            login_burst=round(sized(self.login_burst, LOGIN_BURST_PER_CONNECTION)),
         )

@@ -11,7 +11,8 @@ client strings grew the log by 60 MiB/s.  And each refused connection logged its
 - ``SafeFormatter`` applies the same escaping to every message the server's log handler writes
   (not to tracebacks), for strings a call site forgot.
 - ``Summary`` logs the first of a kind of warning, then at most one line per window saying how
-  many more there were.
+  many more there were; ``RepeatFilter`` does the same on the server's log handler for any
+  WARNING repeated with one message template.
 """
 
 from __future__ import annotations
@@ -133,3 +134,64 @@ class Summary:
 
     def _report(self, kind: str, tally: _Tally) -> None:
         self.logger.log(tally.level, "%d more %s in the last %g s", tally.held, kind, self.window)
+
+
+class RepeatFilter(logging.Filter):
+    """On ``python -m server``'s log handler: of the WARNINGs with one message template (from one
+    logger), the first per window is written and the rest counted, then written as one line
+    ("N more like ...") when the window ends (``flush``, called by the main loop).
+
+    Why a filter as well as ``Summary``: every module that warns per connection (overflowing
+    outboxes, unreadable data, failed handshakes) would flood the log under attack the way
+    refusals did; here no call site has to remember.  Tracebacks and ERRORs always go through.
+    """
+
+    def __init__(self, handler: logging.Handler, window: float = 10.0) -> None:
+        super().__init__()
+        self.handler = handler
+        self.window = window
+        self._lock = threading.Lock()
+        self._tallies: dict[tuple[str, str], _Tally] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or record.exc_info or hasattr(record, "tally"):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is not None and now - tally.start < self.window:
+                tally.held += 1
+                return False
+            self._tallies[key] = _Tally(now, record.levelno)
+        if tally is not None and tally.held:
+            self._write(key, tally)
+        return True
+
+    def flush(self, force: bool = False) -> None:
+        """Write the counts of windows that have ended (all of them with ``force``)."""
+        now = time.monotonic()
+        with self._lock:
+            due = {
+                key: tally
+                for key, tally in self._tallies.items()
+                if force or now - tally.start >= self.window
+            }
+            for key in due:
+                del self._tallies[key]
+        for key, tally in due.items():
+            if tally.held:
+                self._write(key, tally)
+
+    def _write(self, key: tuple[str, str], tally: _Tally) -> None:
+        record = logging.makeLogRecord(
+            {
+                "name": key[0],
+                "levelno": tally.level,
+                "levelname": logging.getLevelName(tally.level),
+                "msg": "%d more like %r in the last %g s",
+                "args": (tally.held, key[1], self.window),
+                "tally": True,
+            }
+        )
+        self.handler.handle(record)

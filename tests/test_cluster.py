@@ -230,6 +230,50 @@ def test_three_nodes_flooding_all_clients_see_one_gapless_sequence(
     )
 
 
+def test_two_rooms_on_three_nodes_share_one_id_sequence(
+    node: Callable[..., ChatServer], clients: Callable[[int], WireClient]
+) -> None:
+    """Each room's messages reach its members on every node in one order; the two rooms' ids
+    together are 1..N, each once (ids are one sequence across rooms)."""
+    nodes = [node(), node(), node()]
+    people = [clients(nodes[i % 3].port) for i in range(12)]
+    for i, person in enumerate(people):
+        login(person, f"user{i}")
+    in_dev = people[::2]
+    for person in in_dev:
+        person.send("join", "dev")
+        for _ in range(100):  # past the others' join events
+            if person.recv().get("event") == "joined":
+                break
+        person.expect("history", room="dev")
+    per_person = 15
+
+    def flood(index: int) -> None:
+        for k in range(per_person):
+            room = "dev" if index % 2 == 0 and k % 2 == 0 else "general"
+            people[index].send("msg", f"m{index}-{k}", room=room)
+
+    threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(people))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    dev_total = sum(len(range(0, per_person, 2)) for _ in in_dev)
+    total = per_person * len(people)
+    by_room: dict[str, list[list[int]]] = {"general": [], "dev": []}
+    for person in people:
+        got = messages(person, total if person in in_dev else total - dev_total)
+        for room, sequences in by_room.items():
+            ids = [m["id"] for m in got if m.get("room", "general") == room]
+            if ids:
+                sequences.append(ids)
+    assert len(by_room["dev"]) == len(in_dev)  # nobody outside dev got a dev message
+    for room, sequences in by_room.items():
+        assert all(seq == sequences[0] for seq in sequences), f"{room}: orders differ"
+        assert sequences[0] == sorted(set(sequences[0])), f"{room}: out of order or twice"
+    assert sorted(by_room["general"][0] + by_room["dev"][0]) == list(range(1, total + 1))
+
+
 # 6 ------------------------------------------------------------------------------------------
 def _attempt(
     go: threading.Barrier, client: WireClient, name: str, answers: dict[str, dict[str, Any]]
@@ -270,15 +314,22 @@ def test_login_during_a_flood_gets_every_message_once_from_history_or_live(
     flooders = [clients(sending.port) for _ in range(3)]
     for i, flooder in enumerate(flooders):
         login(flooder, f"flood{i}")
-    per_flooder = 150
-    total = per_flooder * len(flooders)
     started = threading.Event()
+    joined = threading.Event()
+    sent = [0] * len(flooders)
 
     def flood(index: int) -> None:
-        for k in range(per_flooder):
+        # Until the late login is answered, then 30 more each: it lands mid-flood by design.
+        more = 30
+        for k in range(3000):
             flooders[index].send("msg", f"f{index}-{k}", nonce=f"{k}")
+            sent[index] += 1
             if k == 20:
                 started.set()
+            if joined.is_set():
+                more -= 1
+                if not more:
+                    return
 
     threads = [threading.Thread(target=flood, args=(i,)) for i in range(len(flooders))]
     for thread in threads:
@@ -286,8 +337,10 @@ def test_login_during_a_flood_gets_every_message_once_from_history_or_live(
     assert started.wait(10)
     late = clients(joining.port)
     history = login(late, "late")
+    joined.set()
     for thread in threads:
         thread.join(20)
+    total = sum(sent)
     live: list[int] = []
     while not live or live[-1] < total:
         live += [m["id"] for m in messages(late, 1)]
@@ -727,6 +780,19 @@ def test_rooms_and_direct_messages_reach_the_right_people_on_every_node(
     # carol heard none of it: her next message is her own next post.
     carol.send("msg", "still here")
     assert [m["content"] for m in messages(carol, 1)] == ["still here"]
+    # A logout leaves every room: carol, in dev on the other node, hears both leave events.
+    carol.send("join", "dev")
+    carol.expect("info", event="joined", room="dev")
+    carol.expect("history", room="dev")
+    alice.send("logout")
+    heard: set[str | None] = set()
+    for _ in range(20):
+        obj = carol.recv()
+        if obj.get("event") == "leave" and obj.get("user") == "alice":
+            heard.add(obj.get("room"))
+        if len(heard) == 2:
+            break
+    assert heard == {"dev", None}
 
 
 def test_a_room_joined_on_one_node_keeps_its_history_for_a_member_on_another(

@@ -127,13 +127,17 @@ def test_closing_with_nothing_to_lose_does_not_ask(
 def test_kept_messages_are_per_server_and_name_and_a_damaged_file_is_ignored(
     tmp_path: Path,
 ) -> None:
-    outbox.keep(tmp_path, "chat.example.org", 9998, "Alice", [("n1", "to the first")])
-    outbox.keep(tmp_path, "chat.example.org", 9999, "alice", [("n2", "to the second")])
-    outbox.keep(tmp_path, "chat.example.org", 9998, "alice", [("n1", "to the first")])
+    first = ("n1", "to the first", "#dev")
+    outbox.keep(tmp_path, "chat.example.org", 9998, "Alice", [first])
+    outbox.keep(tmp_path, "chat.example.org", 9999, "alice", [("n2", "to the second", "@bob")])
+    outbox.keep(tmp_path, "chat.example.org", 9998, "alice", [first])
     assert outbox.count(tmp_path) == 2, "the same nonce is kept once"
-    assert outbox.take(tmp_path, "chat.example.org", 9998, "ALICE") == [("n1", "to the first")]
+    assert outbox.take(tmp_path, "chat.example.org", 9998, "ALICE") == [first]
     assert outbox.take(tmp_path, "chat.example.org", 9998, "alice") == [], "taken once"
     assert outbox.take(tmp_path, "chat.example.org", 9999, "bob") == []
     assert outbox.count(tmp_path) == 1
+    path = tmp_path / outbox.OUTBOX_FILE
+    path.write_text('{"a@h:1": [{"nonce": "n3", "text": "older file"}]}', encoding="utf-8")
+    assert outbox.take(tmp_path, "h", 1, "a") == [("n3", "older file", "#general")]
     (tmp_path / outbox.OUTBOX_FILE).write_text("{not json", encoding="utf-8")
     assert outbox.take(tmp_path, "chat.example.org", 9999, "alice") == []

@@ -18,7 +18,14 @@ from server.app import ChatServer
 from server.history import HistoryStore
 from tests.conftest import ROOT
 from tests.fake_ktn import FakeKTN, obj
-from tests.gui.harness import Person, online, online_pair, screenshot, wait_until
+from tests.gui.harness import (
+    Person,
+    answer_next_question,
+    online,
+    online_pair,
+    screenshot,
+    wait_until,
+)
 from tests.wire import WireClient
 
 OUTPUT = ROOT / "test-output"
@@ -169,7 +176,7 @@ def test_scrolling_to_the_top_loads_older_pages_and_keeps_the_view_still(
         if not alice.app.conversations.model.state(GENERAL).more:
             break
         before = alice.shown.count("line ")
-        text.yview_moveto(0.0)
+        alice.app.pane.page(-1000)  # as Page Up, the wheel or the scrollbar: to the top
         root.update()
         top = text.get("@0,0 linestart", "@0,0 lineend")
         if top.startswith("────"):  # a day line: the page above takes it over, the
@@ -364,3 +371,34 @@ def test_a_registered_name_gets_its_direct_messages_back_after_a_restart(
         assert again.shown.count("remember this, privately") == 1
     finally:
         again.close()
+
+
+def test_messages_kept_over_a_quit_go_to_their_conversation_next_time(
+    root: tk.Tk,
+    make_server: Callable[..., ChatServer],
+    person: Callable[[str], Person],
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "history.sqlite3")
+    server = make_server(db=db)
+    port = server.port
+    alice = person("alice")
+    alice.log_in(port)
+    wait_until(root, online(alice), "online", (alice,))
+    alice.say("/join dev")
+    wait_until(root, lambda: alice.app.conversations.current == DEV, "in #dev", (alice,))
+    server.stop()
+    wait_until(root, lambda: alice.state is not State.ONLINE, "offline", (alice,))
+    alice.say("typed in dev, kept over the quit")
+    seen: list[str] = []
+    answer_next_question(root, "Keep and quit", seen)
+    alice.app.quit()
+    assert seen, "it asked"
+    server = make_server(db=db, port=port)
+    again = person("alice")
+    again.log_in(port)
+    wait_until(root, online(again), "online again", (again,))
+    wait_until(root, lambda: not again.app.session.pending, "sent", (again,))
+    stored = [(m.text, m.room) for m in server.store.recent(100, "dev")]
+    assert stored.count(("typed in dev, kept over the quit", "dev")) == 1, stored
+    assert "typed in dev" in _pane_of(again, DEV) and "typed in dev" not in _pane_of(again, GENERAL)

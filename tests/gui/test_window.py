@@ -34,8 +34,14 @@ def fill_history(port: int, count: int, prefix: str = "history") -> None:
 
 
 def last_line_visible(who: Person) -> bool:
+    """The newest line is in view, and nothing covers the pane there (on screen, the widget
+    at that point is the pane's text: a frame stacked above it once hid every line)."""
     text = who.app.pane.text
-    return text.bbox("incoming -1 line") is not None and who.app.pane.at_bottom()
+    box = text.bbox("incoming -1 line")
+    if box is None or not who.app.pane.at_bottom():
+        return False
+    x, y = text.winfo_rootx() + box[0] + 1, text.winfo_rooty() + box[1] + 1
+    return text.winfo_containing(x, y) is text
 
 
 @pytest.mark.parametrize("size", SIZES)
