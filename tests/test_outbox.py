@@ -205,8 +205,8 @@ def test_a_silent_non_reader_delays_nobody_in_a_room_chatting_at_50_per_second(
     sloth.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sloth.connect(("127.0.0.1", server.port))
     sloth.sendall(b'{"request": "login", "content": "sloth", "client": "t/1"}\n')
-    asks = 700_000 // len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
-    sloth.sendall(b'{"request": "help"}\n' * asks)  # ~700 KB of answers it never reads
+    asks = 900_000 // len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
+    sloth.sendall(b'{"request": "help"}\n' * asks)  # ~900 KB (< 1 MiB) it never reads
     wait_for(
         lambda: any(h.outbox.blocked for h in list(server._handlers)),
         timeout=10,
