@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-# Open files per connection: its socket, and the duplicate its Outbox writes through.
-FDS_PER_CONNECTION = 2
+# Open files per connection: its socket (the Outbox sends on that same socket: one each,
+# tests/test_outbox.py::test_one_file_descriptor_per_connection).
+FDS_PER_CONNECTION = 1
 # Files the server needs besides connections: listening socket, selector, wake-up pipe,
 # SQLite and its WAL/SHM, stdio, and slack for the interpreter's own.
 FDS_RESERVED = 64

@@ -73,7 +73,9 @@ class Outbox:
         self._queued = 0  # bytes in _chunks and _partial, counted in the Sender's total
         self._scheduled = False  # on the Sender's ready list, paused, or waiting to write
         self._closed = False
-        # Backpressure (see ``Sender.throttle``), guarded by the Sender's ``_count_lock``:
+        # Backpressure (see ``Sender.throttle``).  ``progress`` is written by whoever sends
+        # and only read elsewhere (a float: no lock); the two flags by ``Sender.count`` and
+        # ``Sender.throttle`` under the Sender's ``_count_lock``.
         self.progress = time.monotonic()  # when a send last took bytes
         self.behind = False  # backlog went past limit/2 and not yet back under limit/4
         self.slow = False  # made the writer wait in vain; not waited for until caught up

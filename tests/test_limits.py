@@ -31,7 +31,13 @@ from server import handler as handler_module
 from server.app import ChatServer
 from server.config import ServerConfig
 from server.dbfile import prepare_db
-from server.limits import AddressLimits, AddressPolicy, address_key
+from server.limits import (
+    FDS_PER_CONNECTION,
+    FDS_RESERVED,
+    AddressLimits,
+    AddressPolicy,
+    address_key,
+)
 from server.logsafe import RepeatFilter, SafeFormatter, Summary, clean
 from tests.conftest import DEFAULT_LIMITS, ROOT, ServerProcess, wait_for
 from tests.wire import WireClient
@@ -613,8 +619,9 @@ def test_a_low_open_files_limit_lowers_max_connections_and_says_so() -> None:
     proc = _start_with_nofile(256, 256, "--max-per-address", "0", "--address-rate", "0")
     socks: list[socket.socket] = []
     try:
-        assert any("--max-connections lowered to 96" in line for line in proc.log), proc.log
-        for _ in range(110):  # past the lowered limit: refused cleanly, no traceback
+        fits = (256 - FDS_RESERVED) // FDS_PER_CONNECTION  # 192: one fd per connection
+        assert any(f"--max-connections lowered to {fits}" in line for line in proc.log), proc.log
+        for _ in range(fits + 14):  # past the lowered limit: refused cleanly, no traceback
             socks.append(socket.create_connection(("127.0.0.1", proc.port), timeout=5))
         last = socks[-1].recv(4096)
         assert b"server_full" in last
@@ -631,12 +638,13 @@ def test_the_soft_open_files_limit_is_raised_where_the_hard_limit_allows() -> No
     import resource
 
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and hard < 2064:
+    need = 1000 * FDS_PER_CONNECTION + FDS_RESERVED  # the default --max-connections
+    if hard != resource.RLIM_INFINITY and hard < need:
         hard_arg = hard
-        expected = f"lowered to {(hard - 64) // 2}"
+        expected = f"lowered to {(hard - FDS_RESERVED) // FDS_PER_CONNECTION}"
     else:
         hard_arg = hard
-        expected = "raised the open-files limit from 256 to 2064"
+        expected = f"raised the open-files limit from 256 to {need}"
     proc = _start_with_nofile(256, hard_arg)
     try:
         assert any(expected in line for line in proc.log), proc.log

@@ -21,7 +21,7 @@ from common.protocol import MessageParser
 from common.timestamps import now_utc
 from server.app import ChatServer
 from server.handler import HELP_TEXT
-from server.outbox import Sender
+from server.outbox import Sender, recv_within
 from tests.bystanders import Bystanders, fresh_client_can_chat
 from tests.conftest import wait_for
 from tests.wire import WireClient
@@ -205,8 +205,8 @@ def test_a_silent_non_reader_delays_nobody_in_a_room_chatting_at_50_per_second(
     sloth.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sloth.connect(("127.0.0.1", server.port))
     sloth.sendall(b'{"request": "login", "content": "sloth", "client": "t/1"}\n')
-    asks = 700_000 // len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
-    sloth.sendall(b'{"request": "help"}\n' * asks)  # ~700 KB of answers it never reads
+    asks = 900_000 // len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
+    sloth.sendall(b'{"request": "help"}\n' * asks)  # ~900 KB (< 1 MiB) it never reads
     wait_for(
         lambda: any(h.outbox.blocked for h in list(server._handlers)),
         timeout=10,
@@ -336,5 +336,31 @@ def test_put_on_an_idle_outbox_sends_at_once_and_queues_only_the_rest() -> None:
     finally:
         outbox.close()
         sender.stop()
+        ours.close()
+        theirs.close()
+
+
+@pytest.mark.parametrize("waiter", ["poll", "select"])
+def test_recv_within_waits_for_data_times_out_and_sees_the_end(
+    waiter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's wait on the non-blocking socket, with ``poll`` and with the ``select``
+    used where there is no ``poll`` (Windows)."""
+    if waiter == "select":
+        monkeypatch.delattr(select, "poll", raising=False)
+    elif not hasattr(select, "poll"):
+        pytest.skip("no poll on this platform; the select case covers it")
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        with pytest.raises(TimeoutError):
+            recv_within(ours, 100, 0.05)
+        timer = threading.Timer(0.05, theirs.sendall, args=(b"late",))
+        timer.start()
+        assert recv_within(ours, 100, 5.0) == b"late"
+        timer.join()
+        theirs.close()
+        assert recv_within(ours, 100, 5.0) == b""  # the peer closed
+    finally:
         ours.close()
         theirs.close()
