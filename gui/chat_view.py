@@ -37,7 +37,7 @@ class ChatView(ttk.Frame):
         self.pane = MessagePane(self.panes, text_font, scrollback)
         self.users = UserList(self.panes, text_font)
         self.panes.add(self.pane, weight=5)
-        self.panes.add(self.users, weight=1)
+        self.panes.add(self.users, weight=0)  # keeps its width: the pane is what gives way
         bottom = ttk.Frame(self, padding=(8, 6, 8, 4))
         self.input = InputBox(bottom, text_font, on_submit, lambda: self.users.names)
         self.send_button = ttk.Button(

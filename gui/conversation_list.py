@@ -29,7 +29,7 @@ class ConversationList(ttk.Frame):
         self.header = ttk.Label(self, text="Conversations", style="Heading.TLabel")
         self.header.pack(side="top", anchor="w", padx=(4, 0), pady=(0, 6))
         self.tree = ttk.Treeview(self, show="tree", selectmode="browse", height=8)
-        self.tree.column("#0", width=130, stretch=True)
+        self.tree.column("#0", width=112, stretch=True)
         self.tree.pack(side="top", fill="both", expand=True)
         self.bold_font = tkfont.Font(font=text_font)
         self.bold_font.configure(weight="bold")

@@ -28,7 +28,7 @@ class UserList(ttk.Frame):
             highlightthickness=0,
             activestyle="none",
             selectmode="browse",
-            width=16,
+            width=13,
             exportselection=False,
         )
         self.listbox.pack(side="top", fill="both", expand=True)

@@ -59,6 +59,8 @@ def test_input_send_and_status_stay_visible_in_small_windows(
     for widget in (view.input, view.send_button, view.status):
         assert fully_shown(widget), (size, widget, widget.winfo_height(), widget.winfo_reqheight())
     assert view.pane.winfo_height() > 60, "the pane shrank but still shows some lines"
+    # The user list keeps its width ("alice  (you)" was cut at 560 px): the pane gives way.
+    assert view.users.winfo_width() >= view.users.winfo_reqwidth(), size
     assert last_line_visible(alice), "the newest line is on screen"
 
 
