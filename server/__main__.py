@@ -86,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.login_rate,
         help="logins per second from one address, after a burst; 0 = no limit "
-        "(default: 0.25 per --max-per-address connection: 5)",
+        "(default: 1 per --max-per-address connection: 20)",
     )
     parser.add_argument(
         "--login-burst",
         type=int,
         default=defaults.login_burst,
-        help="logins one address may send at once (default: 2.5 per --max-per-address "
-        "connection: 50)",
+        help="logins one address may send at once (default: 5 per --max-per-address "
+        "connection: 100)",
     )
     parser.add_argument(
         "--login-timeout",

@@ -20,8 +20,8 @@ def default_db_path() -> Path:
 # a person (a user's own limit is --rate-limit), far below a flood of renamed reconnects.
 REQUESTS_PER_CONNECTION = 5.0
 REQUEST_BURST_PER_CONNECTION = 20.0
-LOGINS_PER_CONNECTION = 0.25
-LOGIN_BURST_PER_CONNECTION = 2.5
+LOGINS_PER_CONNECTION = 1.0
+LOGIN_BURST_PER_CONNECTION = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class ServerConfig:
 
     def address_policy(self) -> AddressPolicy:
         """The per-address limits: what was set, else sized per allowed connection (with the
-        default 20: 100 requests/s after 400 at once, 5 logins/s after 50 at once)."""
+        default 20: 100 requests/s after 400 at once, 20 logins/s after 100 at once)."""
         people = self.max_per_address
 
         def sized(given: float | None, per_connection: float) -> float:

@@ -90,8 +90,8 @@ class AddressPolicy:
     max_connections: int = 20
     request_rate: float = 100.0
     request_burst: int = 400
-    login_rate: float = 5.0
-    login_burst: int = 50
+    login_rate: float = 20.0
+    login_burst: int = 100
 
 
 @dataclass(slots=True)
