@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from common.protocol import DEFAULT_PORT, is_valid_username
+from common.protocol import DEFAULT_PORT, RESERVED_NAMES, is_valid_username
 
 log = logging.getLogger("gui")
 
@@ -41,12 +41,18 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 def login_name() -> str:
-    """The OS user name made into a valid chat name ("" if nothing usable is left)."""
+    """The OS user name made into a valid chat name ("" if nothing usable is left).
+
+    A name the server refuses as reading like authority (``root``, ``admin``: PROTOCOL.md,
+    login) gets "user" added, so that `make run` as root still ends in a chat."""
     try:
         raw = getpass.getuser()
     except (OSError, KeyError, ImportError):
         return ""
-    return "".join(c for c in raw if c.isascii() and c.isalnum())[:32]
+    name = "".join(c for c in raw if c.isascii() and c.isalnum())[:32]
+    if name.lower() in RESERVED_NAMES:
+        name += "user"
+    return name
 
 
 def build_parser() -> argparse.ArgumentParser:

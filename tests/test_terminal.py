@@ -241,3 +241,16 @@ def test_terminal_over_tls_pins_the_certificate_and_refuses_a_changed_one(
     assert changed.end() == 1
     assert any("HAS CHANGED" in line for line in changed.errors), changed.errors
     assert not [e for e in changed.errors if "Traceback" in e], changed.errors
+
+
+def test_the_login_name_fallback_never_picks_a_reserved_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make run` logs in as the OS user; as root that was refused ("reads as the server")."""
+    import getpass
+
+    from gui.__main__ import login_name
+
+    for os_name, chat_name in (("root", "rootuser"), ("Admin", "Adminuser"), ("jo.ann", "joann")):
+        monkeypatch.setattr(getpass, "getuser", lambda os_name=os_name: os_name)
+        assert login_name() == chat_name
