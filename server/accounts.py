@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +116,38 @@ def check_password(password: object, stored: str) -> bool:
     return scheme == "scrypt" and hmac.compare_digest(got, expected)
 
 
-class Accounts:
-    """Registered names and their password hashes.  Thread-safe (one lock, one connection)."""
+class AccountStore(ABC):
+    """Registered names and their password hashes, wherever they are kept: the checks are
+    the same (scrypt made and compared here, outside any lock); only the storage differs
+    (SQLite here, Redis in cluster mode: server/cluster_accounts.py)."""
+
+    @abstractmethod
+    def stored_hash(self, name: str) -> str | None:
+        """The hash for ``name`` (any case), or None when the name is not registered."""
+
+    @abstractmethod
+    def _store_hash(self, name: str, hashed: str) -> None:
+        """Keep ``hashed`` for ``name``; ``AccountsUnavailable`` when it cannot."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def is_registered(self, name: str) -> bool:
+        return self.stored_hash(name) is not None
+
+    def verify(self, name: str, password: object) -> bool:
+        """True when ``name`` is registered and ``password`` is its password."""
+        stored = self.stored_hash(name)
+        return stored is not None and check_password(password, stored)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Register ``name`` or change its password (the caller checked the old one)."""
+        self._store_hash(name, hash_password(password))  # hashing takes ~50 ms
+
+
+class Accounts(AccountStore):
+    """Registered names in the history file's ``users`` table.  Thread-safe (one lock, one
+    connection)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -130,24 +161,13 @@ class Accounts:
             self._db.executescript(_SCHEMA)
 
     def stored_hash(self, name: str) -> str | None:
-        """The hash for ``name`` (any case), or None when the name is not registered."""
         with self._lock:
             row = self._db.execute(
                 "SELECT hash FROM users WHERE name_key = ?", (name.lower(),)
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def is_registered(self, name: str) -> bool:
-        return self.stored_hash(name) is not None
-
-    def verify(self, name: str, password: object) -> bool:
-        """True when ``name`` is registered and ``password`` is its password."""
-        stored = self.stored_hash(name)
-        return stored is not None and check_password(password, stored)
-
-    def set_password(self, name: str, password: str) -> None:
-        """Register ``name`` or change its password (the caller checked the old one)."""
-        hashed = hash_password(password)  # outside the lock: it takes ~50 ms
+    def _store_hash(self, name: str, hashed: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
             with self._lock:

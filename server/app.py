@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from common.protocol import ErrorCode, Event, MessageParser
-from server.accounts import Accounts, LoginGuard
+from server.accounts import Accounts, AccountStore, LoginGuard
 from server.config import ServerConfig
 from server.dbfile import private_db
 from server.handler import ClientHandler
@@ -41,7 +41,6 @@ from server.tls import ServerTLS, server_context
 
 if TYPE_CHECKING:
     from server.cluster import ClusterRoom
-    from server.cluster_accounts import RedisAccounts
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.retention = Retention(
             self.store, config.keep_days, config.keep_messages, config.retention_interval
         )
-        self.accounts: Accounts | RedisAccounts
+        self.accounts: AccountStore
         try:
             if config.redis:
                 from server.cluster_accounts import RedisAccounts  # noqa: PLC0415

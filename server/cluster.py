@@ -69,7 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from common.message import GENERAL_ROOM, Message
 from common.protocol import MAX_PAGE, ErrorCode, Event, MessageParser, RoomInfo
 from server import redis_scripts
-from server.room import MAX_ROOMS_LISTED, NameTaken, Refused
+from server.room import MAX_ROOMS_LISTED, NameTaken, Refused, member_key, require_proven
 from server.room import Member as RoomMember
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class ClusterRoom:
         if member.classic:
             raise Refused(ErrorCode.INVALID_ROOM, "a classic client has only the room general")
         self._check_writable()
-        key = _key(member)
+        key = member_key(member)
         with self._lock:
             login = self._users.get(key)
             if login is None:
@@ -364,7 +364,7 @@ class ClusterRoom:
         (``invalid_room``); a room one is not in: ``not_in_room``."""
         if room == GENERAL_ROOM:
             raise Refused(ErrorCode.INVALID_ROOM, "general cannot be left (log out instead)")
-        key = _key(member)
+        key = member_key(member)
         with self._lock:
             stream = self._streams.get(stream_key(room))
             login = self._users.get(key)
@@ -406,7 +406,7 @@ class ClusterRoom:
         asker, when given) is not in it."""
         with self._lock:
             stream = self._streams.get(stream_key(room))
-            if member is not None and (stream is None or _key(member) not in stream.seats):
+            if member is not None and (stream is None or member_key(member) not in stream.seats):
                 raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
             return [] if stream is None else sorted(stream.members.values())
 
@@ -476,7 +476,7 @@ class ClusterRoom:
         and whether there are older ones, read from the room's stream."""
         with self._lock:
             stream = self._streams.get(stream_key(room))
-            if stream is None or _key(member) not in stream.seats:
+            if stream is None or member_key(member) not in stream.seats:
                 raise Refused(ErrorCode.NOT_IN_ROOM, f"you are not in {room}; join it first")
         limit = max(1, min(limit, MAX_PAGE))
         try:
@@ -493,8 +493,8 @@ class ClusterRoom:
         only), read back from the direct-message stream: at most ``DM_SCAN`` entries of it are
         looked at per request, so a pair's old messages far back in a busy stream may not be
         found (``more`` is then false)."""
-        _require_proven(member)
-        pair = {_key(member), other.lower()}
+        require_proven(member)
+        pair = {member_key(member), other.lower()}
         limit = max(1, min(limit, MAX_PAGE))
         found: list[Message] = []
         end = "+" if before is None else f"({before}-0"
@@ -975,21 +975,6 @@ class ClusterRoom:
 
 def _unavailable(text: str) -> Refused:
     return Refused(ErrorCode.UNAVAILABLE, text)
-
-
-def _require_proven(member: Member) -> None:
-    if not member.proven:
-        raise Refused(
-            ErrorCode.BAD_REQUEST,
-            "direct messages are read back only by a registered name logged in with its"
-            " password (send register first)",
-        )
-
-
-def _key(member: Member) -> str:
-    name = member.name
-    assert name is not None
-    return name.lower()
 
 
 def _members_key(room: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from server.accounts import AccountsUnavailable, check_password, hash_password
+from server.accounts import AccountStore, AccountsUnavailable
 
 if TYPE_CHECKING:
     import redis
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 KEY = "tkchat:accounts"
 
 
-class RedisAccounts:
+class RedisAccounts(AccountStore):
     def __init__(self, url: str) -> None:
         import redis  # noqa: PLC0415 - cluster mode only
         from redis.backoff import NoBackoff  # noqa: PLC0415
@@ -41,15 +41,7 @@ class RedisAccounts:
             raise AccountsUnavailable(str(exc)) from exc
         return None if stored is None else str(stored)
 
-    def is_registered(self, name: str) -> bool:
-        return self.stored_hash(name) is not None
-
-    def verify(self, name: str, password: object) -> bool:
-        stored = self.stored_hash(name)
-        return stored is not None and check_password(password, stored)
-
-    def set_password(self, name: str, password: str) -> None:
-        hashed = hash_password(password)
+    def _store_hash(self, name: str, hashed: str) -> None:
         try:
             self._redis.hset(KEY, name.lower(), hashed)
         except self._errors as exc:

@@ -347,7 +347,7 @@ class LocalRoom:
         asker) is not in it."""
         with self._lock:
             if member is not None:
-                self._check_seat(room, _key(member))
+                self._check_seat(room, member_key(member))
             return self._sorted_names(room)
 
     # --------------------------------------------------------------- messages
@@ -400,7 +400,7 @@ class LocalRoom:
         """The newest ``limit`` messages of ``room`` older than id ``before`` (oldest first)
         and whether there are older ones; ``not_in_room`` if ``member`` is not in it."""
         with self._lock:
-            self._check_seat(room, _key(member))
+            self._check_seat(room, member_key(member))
         with _store_reads():
             return self._store.page(room, before, min(limit, MAX_PAGE))
 
@@ -410,14 +410,14 @@ class LocalRoom:
         """Like ``page`` for the direct messages between ``member`` and ``other``: only for a
         login that proved its name (anyone may log in with an unregistered name), and only
         those it sent or received proven."""
-        _require_proven(member)
+        require_proven(member)
         with _store_reads():
-            return self._store.direct_page(_key(member), other, before, min(limit, MAX_PAGE))
+            return self._store.direct_page(member_key(member), other, before, min(limit, MAX_PAGE))
 
     def search(self, member: Member, words: str, room: str | None, limit: int) -> list[Message]:
         """The newest ``limit`` messages holding every word, oldest first: from ``room``, or
         from every room ``member`` is in plus (proven logins only) its direct messages."""
-        key = _key(member)
+        key = member_key(member)
         with self._lock:
             if room is not None:
                 self._check_seat(room, key)
@@ -757,7 +757,8 @@ def _store_reads() -> Iterator[None]:
         raise Refused(ErrorCode.UNAVAILABLE, "the history store cannot be read now") from exc
 
 
-def _require_proven(member: Member) -> None:
+def require_proven(member: Member) -> None:
+    """Direct messages are read back only by a password-proven login (PROTOCOL.md)."""
     if not member.proven:
         raise Refused(
             ErrorCode.BAD_REQUEST,
@@ -766,7 +767,8 @@ def _require_proven(member: Member) -> None:
         )
 
 
-def _key(member: Member) -> str:
+def member_key(member: Member) -> str:
+    """A logged-in member's name as rooms and stores key it: lower case."""
     name = member.name
     assert name is not None, "a request of a logged-in member"
     return name.lower()
