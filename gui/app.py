@@ -26,6 +26,7 @@ from tkinter import messagebox, ttk
 from common.message import Message
 from common.protocol import MAX_MESSAGE_CHARS, ErrorResponse
 from gui import commands, outbox, theme
+from gui.attention import Attention
 from gui.chat_view import ChatView
 from gui.connect_view import ConnectView
 from gui.conversation_view import Conversations
@@ -54,7 +55,6 @@ DRAIN_LIMIT = 600
 BUSY_POLL_MS = 20
 IDLE_POLL_MS = 100
 QUIET_SECONDS = 2.0
-BELL_GAP_SECONDS = 2.0
 
 
 class ChatApp:
@@ -74,10 +74,6 @@ class ChatApp:
         self.settings = Settings.load(config_dir)
         self.host_config = host_config or HostConfig()
         self.hosted: HostedServer | None = None
-        self.unread = 0
-        self.focused = True
-        self._last_bell = 0.0
-        self._title_dirty = True
         self._closed = False
         self._last_activity = time.monotonic()
         self._focus_later: Callable[[], None] | None = None
@@ -127,7 +123,7 @@ class ChatApp:
         self.session.claim = self.conversations.claim
         self.theme_var = tk.StringVar(window, value=self.settings.theme)
         self.notify_var = tk.BooleanVar(window, value=self.settings.notifications)
-        self.notifier = Notifier()
+        self.attention = Attention(window, lambda: self.settings.notifications)
         self._build_menu()
         self._bind_keys()
         self.connect_view.fill(self.settings.host, self.settings.port, self.settings.username)
@@ -185,14 +181,14 @@ class ChatApp:
             self.back_bar.pack_forget()
         self.connect_view.set_busy(self.session.state in (State.CONNECTING, State.LOGGING_IN))
         self._focus(self.connect_view.focus_first_empty)
-        self._title_dirty = True
+        self.attention.title_dirty = True
 
     def show_chat(self) -> None:
         self.connect_view.pack_forget()
         self.back_bar.pack_forget()
         self.chat_view.pack(fill="both", expand=True)
         self._focus(self.chat_view.input.focus_set)
-        self._title_dirty = True
+        self.attention.title_dirty = True
 
     def _escape(self) -> None:
         """Escape on the connect screen goes back to a chat that is still going on."""
@@ -456,7 +452,7 @@ class ChatApp:
             self._was_lost = False
         else:
             self.conversations.offline()
-        self._title_dirty = True
+        self.attention.title_dirty = True
 
     def _refresh_status(self) -> None:
         """The status line: what the connection does, when the next try is (counting down),
@@ -518,13 +514,7 @@ class ChatApp:
         mention = pane.add_message(message, own) or message.to is not None
         if live_other:
             self.conversations.arrived(message, mention)
-        if live_other and not self.focused:
-            self.unread += 1
-            self._title_dirty = True
-            self._ring(loud=mention)
-            if mention and self.settings.notifications:
-                what = "sent you a direct message" if message.to is not None else "mentioned you"
-                self.notifier.notify(f"{message.user} {what}", message.text)
+            self.attention.arrived(message, mention)
 
     def show_pending(self, pending: Pending) -> None:
         self.conversations.pane(pending.conversation).add_pending(pending.nonce, pending.text)
@@ -549,7 +539,7 @@ class ChatApp:
             self.conversations.flush()
             if self.pane.flush() or more:
                 self._last_activity = now
-            if self._title_dirty:
+            if self.attention.title_dirty:
                 self._update_title()
             if self._status_dirty or self._countdown_changed():
                 self._status_dirty = False
@@ -576,14 +566,24 @@ class ChatApp:
             self._pump_id = str(self.window.tk.call("after", delay, self._pump_command))
 
     def _update_title(self) -> None:
-        self._title_dirty = False
         session = self.session
         title = "TkChat"
         if session.name and session.state is not State.DISCONNECTED:
             title = f"{session.name} @ {session.host}:{session.port} — TkChat"
-        if self.unread:
-            title = f"({self.unread}) {title}"
-        self.window.title(title)
+        self.window.title(self.attention.title(title))
+
+    # Where the person's attention is: gui/attention.py (read here by the window and tests).
+    @property
+    def unread(self) -> int:
+        return self.attention.unread
+
+    @property
+    def focused(self) -> bool:
+        return self.attention.focused
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.attention.notifier
 
     # ------------------------------------------------------ notifications
     def _focus_changed(self, _event: tk.Event[tk.Misc]) -> None:
@@ -601,25 +601,13 @@ class ChatApp:
 
     def set_focused(self, focused: bool) -> None:
         """Window focus changed: coming back clears the unread count (the marker stays)."""
-        if focused == self.focused:
+        if not self.attention.set_focused(focused):
             return
-        self.focused = focused
         if focused and self._focus_later is not None:
             self._focus_later()
             self._focus_later = None
-        if focused and self.unread:
-            self.unread = 0
-            self._title_dirty = True
+        if self.attention.title_dirty:
             self._update_title()
-
-    def _ring(self, loud: bool) -> None:
-        now = float(self.window.tk.call("clock", "milliseconds")) / 1000.0
-        if not loud and now - self._last_bell < BELL_GAP_SECONDS:
-            return
-        self._last_bell = now
-        self.window.bell()
-        if loud:  # a mention rings twice: Tk has no volume, but a double bell stands out
-            self.window.after(180, self.window.bell)
 
     # ------------------------------------------------------------- closing
     def close(self) -> None:
@@ -635,7 +623,7 @@ class ChatApp:
             except tk.TclError:
                 pass
         self.session.logout()
-        self.notifier.close()
+        self.attention.close()
         if self.hosted is not None:
             self.hosted.stop(wait=True)
             self.hosted = None

@@ -244,7 +244,7 @@ def test_a_direct_message_counts_like_a_mention(
     def ring(loud: bool) -> None:
         rings.append(loud)
 
-    alice.app._ring = ring  # type: ignore[method-assign]
+    alice.app.attention.ring = ring  # type: ignore[method-assign]
     alice.app.set_focused(False)
     bob.say("just chatting")
     wait_until(root, lambda: "just chatting" in alice.shown, "a plain line", (alice, bob))
