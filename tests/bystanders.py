@@ -126,7 +126,12 @@ def names_now(port: int) -> list[str]:
     try:
         client.login("observer")
         client.send("names")
-        users = client.expect("info")["users"]
+        answer = client.recv()
+        for _ in range(1000):  # the bystanders may still be chatting: skip what they say
+            if answer.get("response") == "info" and "users" in answer:
+                break
+            answer = client.recv()
+        users = answer["users"]
         assert isinstance(users, list)
         return [u for u in users if u != "observer"]
     finally:
