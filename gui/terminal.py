@@ -14,10 +14,13 @@ one, and the server's entry password from ``TKCHAT_SERVER_PASSWORD`` or asked fo
 from __future__ import annotations
 
 import argparse
+import codecs
 import getpass
 import io
 import logging
 import os
+import selectors
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -469,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     done = threading.Event()
+    # The receiver thread wakes the input loop through this when the connection ends.
+    wake_reader, wake_writer = socket.socketpair()
     session: TerminalSession | None = None
 
     def on_event(event: ClientEvent) -> None:
@@ -482,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             settled.set()
         if isinstance(event, Disconnected | ConnectFailed):
             done.set()
+            try:
+                wake_writer.send(b"\0")
+            except OSError:
+                pass
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     client_id = None if args.classic else "tkchat-terminal/1.0"
@@ -504,19 +513,68 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"! {failed[0]}", file=sys.stderr)
         return 1
-    # Input is read on its own thread, so that the program also ends when the server closes
-    # the connection while the person is not typing (a shutdown, a logout elsewhere).
-    threading.Thread(
-        target=_read_input, args=(session, sys.stdin, done), name="tkchat-input", daemon=True
-    ).start()
     try:
-        while not done.wait(0.2):  # a timeout keeps Ctrl-C working on every platform
-            pass
+        if os.name == "nt":
+            # Windows cannot wait on a console and a socket at once: input gets a thread, so
+            # the program still ends when the server closes while the person is not typing.
+            threading.Thread(
+                target=_read_input,
+                args=(session, sys.stdin, done),
+                name="tkchat-input",
+                daemon=True,
+            ).start()
+            while not done.wait(0.2):  # a timeout keeps Ctrl-C working
+                pass
+        else:
+            _serve_input(session, sys.stdin, done, wake_reader)
     except KeyboardInterrupt:
         pass
     finally:
         client.disconnect(2.0)
+        wake_reader.close()
+        wake_writer.close()
     return 0
+
+
+def _serve_input(
+    session: TerminalSession, stream: TextIO, done: threading.Event, wake: socket.socket
+) -> None:
+    """Send each typed line, on this (the main) thread, until the connection ends.
+
+    One wait covers both the keyboard and the end of the connection (the receiver writes to
+    ``wake``), so a connected terminal client is two threads, this one and the receiver, and
+    still ends at once when the server closes while nobody types.  Input is read as raw bytes
+    and cut into lines here: a buffered ``readline`` could hold a second line the selector
+    would never report.  At end of input it logs out politely, as ``_read_input`` does.
+    """
+    fd = stream.fileno()
+    decoder = codecs.getincrementaldecoder(stream.encoding or "utf-8")(errors="replace")
+    buffered = ""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        selector.register(wake, selectors.EVENT_READ)
+        while not done.is_set():
+            ready = {key.fileobj for key, _ in selector.select(0.5)}  # 0.5 s: Ctrl-C works
+            if fd not in ready:
+                continue
+            chunk = os.read(fd, 65536)
+            buffered += decoder.decode(chunk, final=not chunk)
+            while "\n" in buffered and not done.is_set():
+                line, buffered = buffered.split("\n", 1)
+                if not session.handle_line(line + "\n"):
+                    return
+                if session.interactive:
+                    session.show_prompt()
+            if chunk:
+                continue
+            # End of input: a last line without a newline, then leave.
+            selector.unregister(fd)
+            if buffered.strip() and not session.handle_line(buffered):
+                return
+            if session.logged_in and session.client.connected:
+                session.client.logout()  # the Disconnected that follows ends the wait
+            else:
+                return
 
 
 def _read_input(session: TerminalSession, stream: TextIO, done: threading.Event) -> None:

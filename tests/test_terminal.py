@@ -254,3 +254,19 @@ def test_the_login_name_fallback_never_picks_a_reserved_name(
     for os_name, chat_name in (("root", "rootuser"), ("Admin", "Adminuser"), ("jo.ann", "joann")):
         monkeypatch.setattr(getpass, "getuser", lambda os_name=os_name: os_name)
         assert login_name() == chat_name
+
+
+def test_a_connected_terminal_client_is_two_threads(
+    server: ChatServer, terminals: Callable[[int], Terminal]
+) -> None:
+    """Design card: the terminal (main) thread and the client's receiver, nothing else; the
+    input is read on the main thread, which still wakes when the connection ends."""
+    term = terminals(server.port)
+    term.type("login alice")
+    term.wait_line(r"--- end of history ---")
+    term.type("hello")
+    term.wait_line(rf"^{CLOCK} alice: hello$")
+    tasks = Path(f"/proc/{term.proc.pid}/task")
+    assert len(list(tasks.iterdir())) == 2, "threads of the terminal client"
+    term.type("logout")
+    assert term.end() == 0
