@@ -68,9 +68,6 @@ ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
 _RECV_BYTES = 65536
 
-# The socket is ready for another connection step: connect returned, TLS wrapped.
-SocketWrapper = Callable[[socket.socket], socket.socket]
-
 
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
@@ -248,7 +245,6 @@ class Client:
         connect_timeout: float = 10.0,
         answer_wait: float = ANSWER_WAIT_SECONDS,
         ping_after: float = PING_AFTER_SECONDS,
-        wrap_socket: SocketWrapper | None = None,
         tls: TLSOptions | None = None,
     ) -> None:
         self.host = host
@@ -258,7 +254,6 @@ class Client:
         self.connect_timeout = connect_timeout
         self.answer_wait = answer_wait
         self.ping_after = ping_after
-        self.wrap_socket = wrap_socket
         self.tls = tls
         self.tls_peer: TLSPeer | None = None  # what TLS checked, once connected with ``tls``
         self._lock = threading.Lock()
@@ -322,12 +317,6 @@ class Client:
                     options=self.tls,
                     timeout=max(0.1, deadline - time.monotonic()),
                 )
-            if self.wrap_socket is not None:
-                try:
-                    sock = self.wrap_socket(sock)
-                except OSError as exc:
-                    sock.close()
-                    raise ConnectionError(f"secure connection failed: {exc}") from exc
             self._connected = True
             return sock
         detail = problem.strerror or str(problem) if problem is not None else "no address"

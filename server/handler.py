@@ -91,8 +91,6 @@ KEEPALIVE_PROBES = 5
 # An answer costs its address one more token per this many bytes (see ``send``).
 _ANSWER_BYTES_PER_TOKEN = 1024
 
-RateLimiter = TokenBucket  # the per-user message limit (an earlier name, kept for callers)
-
 
 def enable_keepalive(sock: socket.socket) -> None:
     """Turn on TCP keepalive with the timings above, where the OS has the knobs."""
@@ -778,10 +776,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
 _KEYS_ROOM = 64  # room-size bytes kept free when a history answer gets a "room" key
 _KEYS_PAGE = 256  # the same for "room"/"with", "before", "more", "search"
 MAX_SEARCH_CHARS = 200  # the words of one search
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _fitting(messages: list[Message]) -> tuple[dict[str, Any], bool]:
