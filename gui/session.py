@@ -155,6 +155,7 @@ class Session:
         self._retry_timer: str | None = None  # resend after ``rate_limited``
         self._seen = SeenMessages()
         self._expect_history = False
+        self._welcome: str | None = None  # a TkChat login's welcome, shown after its history
         self._help_asked = 0  # help requests not answered yet
         # While WAITING: why the connection went, and when (time.monotonic) the next try is.
         self.lost_reason = ""
@@ -340,6 +341,7 @@ class Session:
     # ------------------------------------------------------------ connection
     def _open_connection(self) -> None:
         self._generation += 1
+        self._welcome = None
         generation = self._generation
         events = self.events
 
@@ -438,8 +440,12 @@ class Session:
         elif info.users is not None:
             self._set_users(list(info.users))
         if self.state is State.LOGGING_IN and info.event is None:
-            # A TkChat server says who is online and always sends history next.
-            self._expect_history = info.users is not None
+            if info.users is not None:
+                # A TkChat server says who is online and always sends the history next: the
+                # welcome waits for it, so the pane reads oldest first (``_on_history``).
+                self._welcome = info.text
+                self._expect_history = True
+                return
             self.listener.show_info(info.text)
             self._went_online()
             return
@@ -457,13 +463,18 @@ class Session:
             self.listener.show_info(info.text)
 
     def _on_history(self, history: HistoryResponse) -> None:
-        if self.state is State.LOGGING_IN:
+        logging_in = self.state is State.LOGGING_IN
+        if logging_in:
             self._expect_history = True
-            self._went_online()
         if history.text:
             self.listener.show_info(history.text)
         for message in history.messages:
             self._on_message(message, from_history=True)
+        if logging_in:  # the history first, then what is new: the welcome, being online
+            welcome, self._welcome = self._welcome, None
+            if welcome is not None:
+                self.listener.show_info(welcome)
+            self._went_online()
         if self._expect_history:
             self._expect_history = False
             self._resend_pending()

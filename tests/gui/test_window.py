@@ -89,6 +89,8 @@ def test_joining_and_reconnecting_show_the_newest_line(
     for _ in range(3):
         root.update()
     assert "history 0 " in alice.shown, "all 150 history lines are in the pane"
+    # Oldest first: the history, then the welcome that is newer than all of it.
+    assert alice.shown.index("Login successful") > alice.shown.index("history 149")
     assert last_line_visible(alice), "joining shows the newest line"
     assert not alice.app.pane.new_button.winfo_ismapped()
     # The server goes and comes back with more history: the newest line again.
