@@ -144,7 +144,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
         self.server.register(self)
-        log.info("connect from %s", self.peer)
+        # Summarised per address: a client reconnecting in a loop (an attack, or a broken
+        # script) writes one line and a count per window, not hundreds of lines a second.
+        self.server.warnings.note(
+            f"connections from {self.address}", logging.INFO, "connect from %s", self.peer
+        )
 
     def handle(self) -> None:
         """Read and dispatch requests until the peer closes, logs out, times out or is closed.
@@ -220,7 +224,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.tls.close()  # close_notify, queued after everything else
         self.outbox.close(self.server.config.shutdown_flush_seconds)
         self.server.unregister(self)
-        log.info("disconnect %s", self.peer)
+        self.server.warnings.note(
+            f"disconnects from {self.address}", logging.INFO, "disconnect %s", self.peer
+        )
 
     def _close_with(self, code: str, text: str, summary: str) -> None:
         """Tell the client why, log it (summarised: a flood of these is one line per window)."""

@@ -714,3 +714,29 @@ def test_address_budgets_grow_with_max_per_address(
     held = [WireClient(small.port, source=VICTIM) for _ in range(21)]
     clients.extend(held)
     assert answer(held[-1])["code"] == ErrorCode.TOO_MANY_CONNECTIONS
+
+
+def test_a_reconnect_loop_from_one_address_writes_a_few_log_lines(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connect and close 200 times from one address (under its cap): the log gets the first
+    "connect from" and "disconnect" and then counts, not 400 lines (an attacker or a broken
+    script must not be able to fill the disk with INFO lines either)."""
+    caplog.set_level(logging.INFO, logger="server")
+    server = make_server()
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", server.port), source_address=(ATTACKER, 0))
+        sock.close()
+    wait_for(lambda: server.connection_count() == 0, what="every connection gone")
+    server.warnings.flush(force=True)
+    lines = [r.getMessage() for r in caplog.records if ATTACKER in r.getMessage()]
+    firsts = [m for m in lines if m.startswith(f"connect from {ATTACKER}:")]
+    counts = [int(m.split()[0]) for m in lines if f"more connections from {ATTACKER}" in m]
+    assert len(firsts) + sum(counts) == 200, lines  # every connection counted ...
+    assert len(firsts) + len(counts) <= 4, lines  # ... in a few lines
+    victim = WireClient(server.port, source=VICTIM)
+    try:
+        victim.login("victim")  # another address is logged as usual
+    finally:
+        victim.close()
+    assert any(f"connect from {VICTIM}:" in r.getMessage() for r in caplog.records)
