@@ -725,8 +725,10 @@ def test_a_reconnect_loop_from_one_address_writes_a_few_log_lines(
     caplog.set_level(logging.INFO, logger="server")
     server = make_server()
     for _ in range(200):
-        sock = socket.create_connection(("127.0.0.1", server.port), source_address=(ATTACKER, 0))
-        sock.close()
+        wire = WireClient(server.port, source=ATTACKER)
+        wire.send("ping")  # answered: the server has this connection's handler running
+        assert wire.recv()["event"] == "pong"
+        wire.close()
     wait_for(lambda: server.connection_count() == 0, what="every connection gone")
     server.warnings.flush(force=True)
     lines = [r.getMessage() for r in caplog.records if ATTACKER in r.getMessage()]
