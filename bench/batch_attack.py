@@ -16,53 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import select
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from server_proc import start_server  # noqa: E402 - a sibling script
+
 BURST = 200
 TEXT = "\U0001f600" * 4000
-WARNINGS: list[str] = []
-
-
-def start_server(extra: list[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--db",
-            ":memory:",
-            *extra,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        match = re.search(r"listening on [^ ]+:(\d+)", line)
-        if match:
-            threading.Thread(target=_discard, args=(proc.stderr,), daemon=True).start()
-            return proc, int(match.group(1))
-    raise RuntimeError("server did not start")
-
-
-def _discard(stream: object) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        if "WARNING" in line or "ERROR" in line:
-            WARNINGS.append(line.rstrip())
 
 
 def login(port: int, name: str, source: str) -> socket.socket:
@@ -99,7 +65,7 @@ def read(
 
 
 def run(readers: int, extra: list[str]) -> tuple[int, list[int], float]:
-    proc, port = start_server(extra)
+    proc, port, _log = start_server(*extra)
     try:
         socks = [login(port, f"reader{i}", f"127.0.0.{2 + i}") for i in range(readers)]
         attackers = [login(port, f"attacker{i}", f"127.0.0.{100 + i}") for i in range(2)]

@@ -19,46 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import select
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from server_proc import start_server  # noqa: E402 - a sibling script
+
 TICK = 0.01  # senders send what is due every TICK seconds, in one write
-
-
-def start_server() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"),
-            *("--db", ":memory:", "--rate-limit", "0", "--log-level", "INFO"),
-            # every sender comes from 127.0.0.1: the per-address limits would cap them
-            *("--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        match = re.search(r"listening on [^ ]+:(\d+)", line)
-        if match:
-            # keep reading the log, or the server blocks on a full pipe
-            threading.Thread(target=_discard, args=(proc.stderr,), daemon=True).start()
-            return proc, int(match.group(1))
-    raise RuntimeError("server did not start")
-
-
-def _discard(stream: object) -> None:
-    for _ in stream:  # type: ignore[attr-defined]
-        pass
 
 
 def login(port: int, name: str, client: str | None) -> socket.socket:
@@ -113,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--senders", type=int, default=5)
     args = parser.parse_args(argv)
-    proc, port = start_server()
+    proc, port, _log = start_server(
+        *("--rate-limit", "0", "--log-level", "INFO"),
+        # every sender comes from 127.0.0.1: the per-address limits would cap them
+        *("--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"),
+    )
     try:
         reader = login(port, "classic", None)
         reader.settimeout(0.5)

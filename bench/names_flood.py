@@ -16,40 +16,13 @@ import argparse
 import json
 import re
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WARNINGS: list[str] = []
 
-
-def start_server(extra: list[str]) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0"),
-            *("--db", ":memory:", "--max-connections", "2000", *extra),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        match = re.search(r"listening on [^ ]+:(\d+)", line)
-        if match:
-            threading.Thread(target=_collect, args=(proc.stderr,), daemon=True).start()
-            return proc, int(match.group(1))
-    raise RuntimeError("server did not start")
-
-
-def _collect(stream: object) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        if "dropping connection" in line:
-            WARNINGS.append(line.rstrip())
+from server_proc import start_server  # noqa: E402 - a sibling script
 
 
 def memory_kib(pid: int, key: str) -> int:
@@ -65,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="time to let it pile up")
     parser.add_argument("server_args", nargs="*", help="extra python -m server flags (after --)")
     args = parser.parse_args(argv)
-    proc, port = start_server(args.server_args)
+    proc, port, log = start_server("--max-connections", "2000", *args.server_args)
     socks: list[socket.socket] = []
     try:
         start_rss = memory_kib(proc.pid, "VmRSS")
@@ -91,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         peak = memory_kib(proc.pid, "VmHWM")
         now = memory_kib(proc.pid, "VmRSS")
+        dropped = sum("dropping connection" in line for line in log)
         print(
             f"{args.clients} non-readers x {args.asks} names: server RSS {start_rss / 1024:.0f} "
             f"MiB at start, peak {peak / 1024:.0f} MiB, {now / 1024:.0f} MiB after "
-            f"{args.seconds:g} s; {len(WARNINGS)} connections dropped for their backlog"
+            f"{args.seconds:g} s; {dropped} connections dropped for their backlog"
         )
     finally:
         for sock in socks:

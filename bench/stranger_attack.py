@@ -15,7 +15,6 @@ import collections
 import json
 import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -24,29 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server_proc import start_server  # noqa: E402 - a sibling script
+
 from tests.wire import WireClient  # noqa: E402
 
 ATTACKER, VICTIM, FRIEND, NEWCOMER = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
-
-
-def start_server() -> tuple[subprocess.Popen[str], int, list[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0", "--db", ":memory:"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        found = re.search(r"listening on [\d.]+:(\d+)", line)
-        if found:
-            port = int(found.group(1))
-            break
-    else:
-        raise SystemExit("the server did not start")
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True).start()
-    return proc, port, lines
 
 
 def burst(port: int, name: str) -> None:
