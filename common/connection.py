@@ -22,7 +22,6 @@ split of the bytes.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from enum import Enum
 from typing import Any, Final
@@ -36,6 +35,7 @@ from common.protocol import (
     MessageResponse,
     Response,
     ResponseType,
+    history_item,
 )
 from common.requests import Login, Request, read_request, request_object
 from common.timestamps import format_timestamp
@@ -75,7 +75,7 @@ def response_object(response: Response) -> dict[str, Any]:
         if response.text is not None and not response.messages:
             content = response.text
         else:
-            content = [json.dumps(m.to_response()) for m in response.messages]
+            content = [history_item(m) for m in response.messages]
         _put(
             extra,
             room=response.room,
