@@ -61,9 +61,9 @@ from common.requests import (
     request_object,
 )
 from server.accounts import AccountsUnavailable, password_problem
+from server.inbound import Inbound
 from server.limits import TokenBucket, address_key
 from server.logsafe import CLIENT_CHARS, clean, redacted
-from server.outbox import recv_within
 from server.room import NameTaken, Refused
 from server.tls import ServerTLS
 
@@ -135,11 +135,12 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        # From here on the socket is non-blocking: read it with recv_within (server/outbox.py).
         enable_keepalive(self.request)
         self.outbox = self.server.sender.open(
             self.request, label=self.peer, limit=config.max_queue_bytes
         )
+        # From here on the socket is non-blocking: this thread reads it through ``inbound``.
+        self.inbound = Inbound(self.request)
         # TLS between the socket and everything above it, on a TLS port (server/tls.py).
         self.tls: ServerTLS | None = self.server.tls_layer(self.request, self.outbox, self.peer)
         self._open = True
@@ -158,7 +159,6 @@ class ClientHandler(socketserver.BaseRequestHandler):
         classic client only ever ends by closing or by TCP keepalive.
         """
         config = self.server.config
-        sock = self.request
         deadline = time.monotonic() + config.login_timeout
         heard = time.monotonic()
         while self.is_open():
@@ -187,9 +187,9 @@ class ClientHandler(socketserver.BaseRequestHandler):
                 timeout = _IDLE_POLL_SECONDS
             try:
                 if self.tls is None:
-                    data = recv_within(sock, _RECV_BYTES, timeout)
+                    data = self.inbound.recv(_RECV_BYTES, timeout)
                 else:
-                    data = self.tls.recv(sock, timeout)
+                    data = self.tls.recv(self.inbound, timeout)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -289,11 +289,14 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._put(data)
 
     def deliver_batch(self, data: bytes, parts: list[bytes]) -> None:
-        if self.classic:  # paced one object per write (see ``parse_login``)
+        # Once per member of every broadcast: ``_put`` inlined for the common case.
+        if self.conn.classic:  # paced one object per write (see ``parse_login``)
             for part in parts:
                 self._put(part)
+        elif self.tls is None:
+            self.outbox.put(data)
         else:
-            self._put(data)
+            self.tls.send(data)
 
     def welcome(self, users: list[str], history: list[Message]) -> None:
         # Under the room's lock: queue only, never ``send`` (its ``settle`` waits for the

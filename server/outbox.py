@@ -12,9 +12,10 @@ does: in a quiet room most objects go out without a hand-over (bench/SERVER.md, 
 One socket, one file descriptor.  The Sender sends on the connection's own socket object, which
 is non-blocking for good (``open`` makes it so): a send can never wait, whatever any thread
 does, and it works the same on Windows (no ``MSG_DONTWAIT``).  The handler's thread, the only
-reader, waits for input with ``recv_within`` (``poll``/``select`` with a timeout) instead of a
-socket timeout.  The handler closes the socket only after ``Outbox.close`` returned, and that
-waits until the Sender has let go of it, so a closed (and reused) descriptor is never written.
+reader, waits for input with ``Inbound`` (server/inbound.py: ``poll``/``select`` with a
+timeout) instead of a socket timeout.  The handler closes the socket only after
+``Outbox.close`` returned, and that waits until the Sender has let go of it, so a closed (and
+reused) descriptor is never written.
 
 Limits.  A connection is judged on its own unsent backlog: a ``put`` finding more than ``limit``
 bytes still unsent drops the connection (its user can reconnect and get history), whatever the
@@ -38,8 +39,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
-import select
 import selectors
 import socket
 import threading
@@ -494,28 +493,3 @@ class Sender(threading.Thread):
                 self._selector.unregister(outbox.fileno())
             except (KeyError, ValueError, OSError):
                 pass
-
-
-def recv_within(sock: socket.socket, size: int, timeout: float) -> bytes:
-    """``sock.recv(size)`` on a non-blocking socket, waiting at most ``timeout`` seconds for
-    data (``TimeoutError`` then).  The connection's reader uses this instead of a socket
-    timeout, which would make the Sender's sends on the same socket wait too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return sock.recv(size)
-        except BlockingIOError:
-            pass
-        left = deadline - time.monotonic()
-        if left <= 0 or not _readable(sock, left):
-            raise TimeoutError("no data within the timeout")
-
-
-def _readable(sock: socket.socket, timeout: float) -> bool:
-    """Wait until ``sock`` has data, an end or an error to read (False: timed out)."""
-    if hasattr(select, "poll"):  # no FD_SETSIZE limit
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(math.ceil(timeout * 1000)))
-    readable, _, broken = select.select([sock], [], [sock], timeout)  # Windows
-    return bool(readable or broken)

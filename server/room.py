@@ -659,6 +659,15 @@ class LocalRoom:
                 # A room's recent history loaded from the store after this commit has it.
                 if recent is not None and _last_id(recent) < (message.id or 0):
                     recent.append(message)
+            if len(by_room) == 1 and not direct:
+                # The common case (one room, no direct message): each member hears one part,
+                # the room's whole part or what came after it sat down; no bookkeeping.
+                ((room, indices),) = by_room.items()
+                self._to_seats(room, indices, parts, epochs, idents)
+                for member, data in private:
+                    member.deliver(data)
+                self._forget_gone(batch)
+                return
             hears: dict[Member, list[list[int]]] = {}
             whole: dict[Member, str] = {}  # members who hear all of one room's part, only
             for room, indices in by_room.items():
@@ -710,12 +719,47 @@ class LocalRoom:
                 member.deliver_batch(b"".join(mine), mine)
             for member, data in private:
                 member.deliver(data)
-            # A user who left takes their nonce memory along (it is reloaded from the store if
-            # they come back), so a server that sees many names does not grow without bound.
-            gone = [i.left for i in batch if isinstance(i, _Notice) and i.left]
-            for name_key in gone:
-                if name_key not in self._users:
-                    self._nonces.pop(name_key, None)
+            self._forget_gone(batch)
+
+    def _to_seats(
+        self,
+        room: str,
+        indices: list[int],
+        parts: list[bytes],
+        epochs: list[int],
+        idents: list[int],
+    ) -> None:
+        """Deliver one room's part of a batch to its seats (lock held): all of it to those
+        seated before its first event and message, the rest only what came after them."""
+        seats = self._rooms.get(room)
+        if not seats:
+            return
+        own_parts = [parts[i] for i in indices]
+        data = b"".join(own_parts)
+        first_epoch = min((epochs[i] for i in indices if epochs[i]), default=0)
+        first_id = min((idents[i] for i in indices if idents[i]), default=0)
+        for seat in seats.values():
+            if (not first_epoch or seat.epoch < first_epoch) and (
+                not first_id or seat.since_id < first_id
+            ):
+                seat.member.deliver_batch(data, own_parts)
+                continue
+            mine = [
+                parts[i]
+                for i in indices
+                if (epochs[i] and epochs[i] > seat.epoch)
+                or (idents[i] and idents[i] > seat.since_id)
+            ]
+            if mine:
+                seat.member.deliver_batch(b"".join(mine), mine)
+
+    def _forget_gone(self, batch: list[_Draft | _Notice]) -> None:
+        """A user who left takes their nonce memory along (it is reloaded from the store if
+        they come back), so a server that sees many names does not grow without bound."""
+        gone = [i.left for i in batch if isinstance(i, _Notice) and i.left]
+        for name_key in gone:
+            if name_key not in self._users:
+                self._nonces.pop(name_key, None)
 
     def _nonces_of(self, name: str) -> _Nonces:
         key = name.lower()

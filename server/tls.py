@@ -15,13 +15,13 @@ KTN program shows it) and the connection closes; the log says what happened, no 
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import time
 
 from common.protocol import ErrorCode, MessageParser
 from common.tls import TLS_RECORD_TYPE_HANDSHAKE, TLSEngine
-from server.outbox import Outbox, recv_within
+from server.inbound import Inbound
+from server.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,14 @@ class ServerTLS:
         """Queue close_notify (the handler is done with the connection)."""
         self._engine.close()
 
-    def recv(self, sock: socket.socket, timeout: float) -> bytes:
-        """Like ``recv_within`` for the handler: plaintext, ``b""`` at the end (EOF,
+    def recv(self, inbound: Inbound, timeout: float) -> bytes:
+        """Like ``Inbound.recv`` for the handler: plaintext, ``b""`` at the end (EOF,
         close_notify, a failed handshake or a TLS error); ``TimeoutError`` when ``timeout``
         passes, however many TLS records it takes to get plaintext."""
         if self._failed or self._engine.ended():
             return b""
         deadline = time.monotonic() + timeout
-        if not self._engine.established and not self._handshake(sock, deadline):
+        if not self._engine.established and not self._handshake(inbound, deadline):
             self._failed = True
             return b""
         data = self._engine.decrypt_pending()
@@ -93,7 +93,7 @@ class ServerTLS:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no data within the timeout")
-            raw = recv_within(sock, _RECV_BYTES, left)
+            raw = inbound.recv(_RECV_BYTES, left)
             if not raw:
                 return b""
             data = self._engine.decrypt(raw)
@@ -101,7 +101,7 @@ class ServerTLS:
             log.info("%s: %s", self.label, self._engine.end_reason)
         return data
 
-    def _handshake(self, sock: socket.socket, deadline: float) -> bool:
+    def _handshake(self, inbound: Inbound, deadline: float) -> bool:
         """Run the handshake on this thread; False (logged, connection to close) if it fails.
         Bounded by ``handshake_timeout`` and by ``deadline`` (the login timeout's)."""
         limit = min(time.monotonic() + self.handshake_timeout, deadline)
@@ -116,7 +116,7 @@ class ServerTLS:
                 )
                 return False
             try:
-                raw = recv_within(sock, _RECV_BYTES, left)
+                raw = inbound.recv(_RECV_BYTES, left)
             except TimeoutError:
                 continue
             except OSError as exc:

@@ -21,7 +21,8 @@ from common.protocol import MessageParser
 from common.timestamps import now_utc
 from server.app import ChatServer
 from server.handler import HELP_TEXT
-from server.outbox import Sender, recv_within
+from server.inbound import Inbound
+from server.outbox import Sender
 from tests.bystanders import Bystanders, fresh_client_can_chat
 from tests.conftest import wait_for
 from tests.wire import WireClient
@@ -341,7 +342,7 @@ def test_put_on_an_idle_outbox_sends_at_once_and_queues_only_the_rest() -> None:
 
 
 @pytest.mark.parametrize("waiter", ["poll", "select"])
-def test_recv_within_waits_for_data_times_out_and_sees_the_end(
+def test_inbound_waits_for_data_times_out_and_sees_the_end(
     waiter: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reader's wait on the non-blocking socket, with ``poll`` and with the ``select``
@@ -352,15 +353,22 @@ def test_recv_within_waits_for_data_times_out_and_sees_the_end(
         pytest.skip("no poll on this platform; the select case covers it")
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
+    inbound = Inbound(ours)
     try:
         with pytest.raises(TimeoutError):
-            recv_within(ours, 100, 0.05)
+            inbound.recv(100, 0.05)
         timer = threading.Timer(0.05, theirs.sendall, args=(b"late",))
         timer.start()
-        assert recv_within(ours, 100, 5.0) == b"late"
+        assert inbound.recv(100, 5.0) == b"late"
         timer.join()
+        # More than one read's worth: the rest is read without waiting for more to come.
+        theirs.sendall(b"x" * 150)
+        assert inbound.recv(100, 5.0) == b"x" * 100
+        assert inbound.recv(100, 5.0) == b"x" * 50
+        with pytest.raises(TimeoutError):
+            inbound.recv(100, 0.05)
         theirs.close()
-        assert recv_within(ours, 100, 5.0) == b""  # the peer closed
+        assert inbound.recv(100, 5.0) == b""  # the peer closed
     finally:
         ours.close()
         theirs.close()
