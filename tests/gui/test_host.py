@@ -31,7 +31,7 @@ def test_a_port_that_is_taken_is_said_on_the_connect_screen_or_another_is_used(
     with _taken_port() as port:
         host.config = replace(host.config, port=port, fallback_to_free_port=False)
         alice.app.host_and_join("alice")
-        assert host.server is None
+        assert alice.app.host.server is None, "nothing started"
         assert alice.state is State.DISCONNECTED, "nothing to join"
         assert "Cannot start a chat server here:" in alice.error, alice.error
         host.config = replace(host.config, fallback_to_free_port=True)
