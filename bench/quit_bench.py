@@ -64,16 +64,16 @@ def one_round(root: tk.Tk, case: str, config: Path) -> float:
         if case == "hosting-tk":
             app.host_and_join("host")
             pump_until(root, lambda: app.session.state is State.ONLINE)
-            assert app.hosted is not None
+            assert app.host.server is not None
             guest_app = ChatApp(tk.Toplevel(root), config / "guest")
             guest_app.connect_view.tls_var.set(True)
-            guest_app.connect("127.0.0.1", app.hosted.port, "guest")
+            guest_app.connect("127.0.0.1", app.host.server.port, "guest")
             pump_until(root, lambda: len(app.session.users) == 2)
         elif case == "hosting":
             app.host_and_join("host")
             pump_until(root, lambda: app.session.state is State.ONLINE)
-            assert app.hosted is not None
-            guest = WireClient(app.hosted.port)
+            assert app.host.server is not None
+            guest = WireClient(app.host.server.port)
             guest.send("login", "guest")
             pump_until(root, lambda: len(app.session.users) == 2)
         else:

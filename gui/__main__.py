@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.host_local:
         # `make run` should end in a chat, not a form: fall back to the login name.
         name = name or login_name()
-        hosted = app.start_local_server()
+        hosted = app.host.start_for_others(app.settings.username)
         if hosted is not None and is_valid_username(name):
             app.connect(hosted.connect_host, hosted.port, name)
     elif args.connect is not None:

@@ -144,14 +144,14 @@ class Conversations:
             self.app.session.request(requests.join(conversation.key))
 
     def flush(self) -> None:
-        """Once per loop turn (``ChatApp._pump``): draw what hidden panes were given and the
+        """Once per loop turn (gui/pump.py): draw what hidden panes were given and the
         list when it changed."""
         for pane in self._dirty:
             if pane is not self.app.pane:
                 pane.flush()
         self._dirty.clear()
         state = self.model.state(self.model.current)
-        if state.unread and self.app.focused:  # back in the window: the open one is seen
+        if state.unread and self.app.attention.focused:  # back in the window: the open one is seen
             self.model.open(self.model.current)
             self._list_dirty = True
         if self._list_dirty:
@@ -239,7 +239,7 @@ class Conversations:
     def arrived(self, message: Message, mention: bool) -> None:
         """A live message from someone else: unread unless its conversation is in view."""
         conversation = conversation_of(message, self.model.me)
-        seen = conversation == self.model.current and self.app.focused
+        seen = conversation == self.model.current and self.app.attention.focused
         self.model.arrived(conversation, mention=mention, seen=seen)
         if not seen:  # a busy room in view changes no count: no redraw per message
             self._list_dirty = True

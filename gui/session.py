@@ -16,8 +16,9 @@ stays *pending* until its echo arrives.  After a reconnect, pending messages tha
 ``history`` shows as stored are settled from it, and the rest are sent again with the same
 nonce; the server stores a repeated nonce only once, so each message appears exactly once.
 History fills the pane without duplicates because message ids already shown are skipped.
-Both rules live in gui/pending.py (``PendingMessages``, ``SeenMessages``); this module is the
-connection's state machine around them.
+Both rules live in gui/pending.py (``PendingMessages``, ``SeenMessages``), and the timers
+and backoff of retrying in gui/retry.py (``Retry``); this module is the connection's state
+machine around them.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ import enum
 import logging
 import math
 import queue
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.message import Message
@@ -47,6 +46,7 @@ from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation
 from gui.events import ClientEvent, Connected, Disconnected
 from gui.pending import Pending, PendingMessages, SeenMessages
+from gui.retry import RATE_LIMIT_RETRY_SECONDS, Backoff, Retry
 from gui.trust import TLSOptions
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ _FINAL_LOGIN_ERRORS = frozenset(
 )
 _MAX_NAME_TAKEN_RETRIES = 5  # our own dropped connection may hold the name a little while
 _CHECK_CLOCK_EVERY = 64  # events handled between clock reads in ``drain``
-RATE_LIMIT_RETRY_SECONDS = 2.0  # after a ``rate_limited`` error, unsent messages go out again
 
 
 class State(enum.Enum):
@@ -71,18 +70,6 @@ class State(enum.Enum):
     LOGGING_IN = "logging in"
     ONLINE = "online"
     WAITING = "waiting to reconnect"
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reconnect delays: ``first``, doubling up to ``maximum`` seconds, with +-20 % jitter."""
-
-    first: float = 0.5
-    maximum: float = 15.0
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.first * (2 ** min(attempt, 16)))
-        return float(base * random.uniform(0.8, 1.2))
 
 
 class SessionListener(Protocol):
@@ -130,9 +117,8 @@ class Session:
         login_timeout: float = 8.0,
     ) -> None:
         self.listener = listener
-        self._after = after
-        self._after_cancel = after_cancel
-        self.backoff = backoff or Backoff()
+        # The login deadline, the next attempt and its backoff, the resend after rate_limited.
+        self.retry = Retry(after, after_cancel, backoff or Backoff())
         self.connect_timeout = connect_timeout
         self.login_timeout = login_timeout
         self.events: queue.Queue[tuple[int, ClientEvent]] = queue.Queue()
@@ -148,18 +134,12 @@ class Session:
         self.pending = PendingMessages()
         self._client: Client | None = None
         self._generation = 0
-        self._attempt = 0
         self._name_taken = 0
         self._ever_online = False
-        self._timer: str | None = None
-        self._retry_timer: str | None = None  # resend after ``rate_limited``
         self._seen = SeenMessages()
         self._expect_history = False
         self._welcome: str | None = None  # a TkChat login's welcome, shown after its history
         self._help_asked = 0  # help requests not answered yet
-        # While WAITING: why the connection went, and when (time.monotonic) the next try is.
-        self.lost_reason = ""
-        self.retry_at: float | None = None
         # Conversations (gui/conversation_view.py) sees each event first and takes those of
         # rooms, direct messages, paging and search (True: taken, the session skips it).
         self.claim: Callable[[ClientEvent], bool] | None = None
@@ -169,11 +149,6 @@ class Session:
         """This conversation got online at least once (a retry is a reconnect, not a first
         login)."""
         return self._ever_online
-
-    @property
-    def attempt(self) -> int:
-        """Reconnect attempts since the connection was lost (0 while online)."""
-        return self._attempt
 
     # ------------------------------------------------------- conversations hooks
     @property
@@ -208,7 +183,7 @@ class Session:
         self.password, self.server_password = password, server_password
         self.tls = tls
         self._ever_online = False
-        self._attempt = 0
+        self.retry.attempt = 0
         self._name_taken = 0
         self._seen.clear()
         self.pending.clear()
@@ -249,7 +224,7 @@ class Session:
         False (nothing done) in any other state."""
         if self.state is not State.WAITING:
             return False
-        self._cancel_timer()
+        self.retry.cancel()
         self._reconnect()
         return True
 
@@ -289,9 +264,7 @@ class Session:
 
     def close(self, wait_for_logout: bool = False) -> None:
         """End the connection and any retry; pending messages stay (they are shown)."""
-        self._cancel_timer()
-        self.retry_at = None
-        self._cancel_retry()
+        self.retry.stop()
         self._generation += 1
         client, self._client = self._client, None
         if client is not None and not wait_for_logout:
@@ -362,10 +335,9 @@ class Session:
         self._set_state(State.LOGGING_IN, f"logging in to {self.host}:{self.port} as {self.name}")
         self._client.login(self.name, self.password, self.server_password)
         generation = self._generation
-        self._start_timer(self.login_timeout, lambda: self._login_timed_out(generation))
+        self.retry.start(self.login_timeout, lambda: self._login_timed_out(generation))
 
     def _login_timed_out(self, generation: int) -> None:
-        self._timer = None
         if generation != self._generation or self.state is not State.LOGGING_IN:
             return
         reason = (
@@ -387,8 +359,7 @@ class Session:
     def _connection_lost(self, reason: str, refusal: ErrorResponse | None = None) -> None:
         """The socket is gone (or never came), or the server refused the login
         (``refusal``): retry if we had been online, else give up."""
-        self._cancel_timer()
-        self._cancel_retry()  # the reconnect resends everything pending anyway
+        self.retry.stop()  # the reconnect resends everything pending anyway
         client, self._client = self._client, None
         if client is not None:
             client.disconnect()
@@ -403,27 +374,22 @@ class Session:
             self._set_state(State.DISCONNECTED, reason)
             self.listener.login_failed(reason, refusal)
             return
-        delay = self.backoff.delay(self._attempt)
-        self._attempt += 1
-        self.lost_reason = sentence(reason)
-        self.retry_at = time.monotonic() + delay
-        self._start_timer(delay, self._reconnect)
+        delay = self.retry.wait(sentence(reason), self._reconnect)
+        retry = self.retry
         self._set_state(
             State.WAITING,
-            f"{self.lost_reason} Reconnecting in {math.ceil(delay)} s (attempt {self._attempt}).",
+            f"{retry.reason} Reconnecting in {math.ceil(delay)} s (attempt {retry.attempt}).",
         )
 
     def _reconnect(self) -> None:
-        self._timer = None
-        self.retry_at = None
         if self.state is State.WAITING:
             self._open_connection()
 
     def _went_online(self) -> None:
-        self._cancel_timer()
+        self.retry.cancel()
         first = not self._ever_online
         self._ever_online = True
-        self._attempt = 0
+        self.retry.attempt = 0
         self._name_taken = 0
         how = " over TLS" if self.tls is not None else ""
         self._set_state(State.ONLINE, f"connected to {self.host}:{self.port}{how} as {self.name}")
@@ -499,29 +465,17 @@ class Session:
         """A message was refused for coming too fast: it stays pending and goes out again.
 
         The error does not say which message it refused, so every pending one is resent;
-        their nonces make the server store each only once (the rest just echo again)."""
-        if self._retry_timer is not None:
-            return  # one notice and one retry for a whole burst of refusals
-        self.listener.show_error(
-            "The server says you are sending too fast; unsent messages go out again in "
-            f"{RATE_LIMIT_RETRY_SECONDS:g} s."
-        )
-        self._retry_timer = self._after(
-            int(RATE_LIMIT_RETRY_SECONDS * 1000), self._retry_after_rate_limit
-        )
+        their nonces make the server store each only once (the rest just echo again).  One
+        notice and one retry for a whole burst of refusals."""
+        if self.retry.resend_later(self._retry_after_rate_limit):
+            self.listener.show_error(
+                "The server says you are sending too fast; unsent messages go out again in "
+                f"{RATE_LIMIT_RETRY_SECONDS:g} s."
+            )
 
     def _retry_after_rate_limit(self) -> None:
-        self._retry_timer = None
         if self.state is State.ONLINE:
             self._resend_pending()
-
-    def _cancel_retry(self) -> None:
-        if self._retry_timer is not None:
-            try:
-                self._after_cancel(self._retry_timer)
-            except Exception:  # the widget may already be gone at shutdown
-                pass
-            self._retry_timer = None
 
     def _login_refused(self, error: ErrorResponse) -> None:
         reason = error.text or "the server refused the login"
@@ -571,37 +525,6 @@ class Session:
         self.state = state
         log.info("session %s: %s", state.value, detail)
         self.listener.session_state(state, detail)
-
-    def _start_timer(self, seconds: float, callback: Callable[[], None]) -> None:
-        self._cancel_timer()
-        self._timer = self._after(max(1, int(seconds * 1000)), callback)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            try:
-                self._after_cancel(self._timer)
-            except Exception:  # the widget may already be gone at shutdown
-                pass
-            self._timer = None
-
-
-def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
-    """``text`` as messages of at most ``limit`` characters, cut at a line break if there
-    is one in the second half of a piece, else at a space, else anywhere."""
-    parts: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = window.rfind("\n", limit // 2)
-        if cut < 0:
-            cut = window.rfind(" ", limit // 2)
-        if cut < 0:
-            cut = limit
-        part, text = text[:cut].rstrip(), text[cut:].lstrip("\n ")
-        if part:
-            parts.append(part)
-    if text.strip():
-        parts.append(text.rstrip())
-    return parts
 
 
 def sentence(text: str) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from gui.app import ChatApp
 from gui.hosting import HostConfig
 from gui.question import Question
-from gui.session import Backoff, State
+from gui.retry import Backoff
+from gui.session import State
 
 # Characters typed as key events; anything else is inserted the way an input method would.
 _KEYSYMS = {

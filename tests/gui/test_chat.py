@@ -151,14 +151,16 @@ def test_unread_count_marker_and_mention_while_away(
 ) -> None:
     alice, bob = online_pair(root, server.port, person)
     bob.app.chat_view.input.focus_force()  # bob's window has the focus, alice's does not
-    wait_until(root, lambda: not alice.app.focused, "alice's window to lose focus", (alice,))
+    wait_until(
+        root, lambda: not alice.app.attention.focused, "alice's window to lose focus", (alice,)
+    )
     bob.say("are you there")
     bob.say("alice?")
-    wait_until(root, lambda: alice.app.unread == 2, "two unread", (alice, bob))
+    wait_until(root, lambda: alice.app.attention.unread == 2, "two unread", (alice, bob))
     assert alice.top.title().startswith("(2) ")
     assert "new messages since you looked" in alice.shown
     assert alice.app.pane.text.tag_ranges("mention")
-    assert bob.app.unread == 0, "nothing for the window in use"
+    assert bob.app.attention.unread == 0, "nothing for the window in use"
     alice.app.chat_view.input.focus_force()
-    wait_until(root, lambda: alice.app.unread == 0, "unread cleared", (alice,))
+    wait_until(root, lambda: alice.app.attention.unread == 0, "unread cleared", (alice,))
     wait_until(root, lambda: not alice.top.title().startswith("("), "title cleared", (alice,))

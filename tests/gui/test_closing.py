@@ -83,7 +83,7 @@ def test_closing_a_hosted_chat_others_are_in_asks_first(
     alice = person("alice")
     alice.app.host_and_join("alice")
     wait_until(root, online(alice), "hosting", (alice,))
-    hosted = alice.app.hosted
+    hosted = alice.app.host.server
     assert hosted is not None
     bob, carol = person("bob"), person("carol")
     bob.log_in(hosted.port, tls=True)  # a hosted chat speaks TLS
@@ -101,7 +101,7 @@ def test_closing_a_hosted_chat_others_are_in_asks_first(
         "3 people are in this chat; closing ends it. bob, carol will be disconnected, and "
         "the chat is gone until someone hosts it again."
     ]
-    assert alice.top.winfo_exists() and alice.app.hosted is hosted, "Cancel keeps hosting"
+    assert alice.top.winfo_exists() and alice.app.host.server is hosted, "Cancel keeps hosting"
     # Closing must not wait 2 s on a guest whose connection was reset (bench/quit_bench.py).
     assert hosted.server.config.shutdown_flush_seconds < 0.5
     answer_next_question(root, "Close the chat", seen)

@@ -132,7 +132,7 @@ def test_host_a_chat_and_let_someone_join(
     alice.type_into(view.name_entry, "alice")
     view.host_button.invoke()
     wait_until(root, online(alice), "alice hosting", (alice,))
-    hosted = alice.app.hosted
+    hosted = alice.app.host.server
     assert hosted is not None and hosted.fingerprint is not None
     assert f"Others join at 127.0.0.1:{hosted.port} with TLS" in alice.shown
     assert hosted.fingerprint in alice.shown  # for the host to read out to others

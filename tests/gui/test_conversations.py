@@ -251,7 +251,7 @@ def test_a_direct_message_counts_like_a_mention(
     bob.say("/msg alice are you there?")
     wait_until(root, lambda: "@ bob  1 ●" in _rows(alice), "marked", (alice, bob))
     assert rings == [False, True]  # the direct message rings loud
-    assert alice.app.unread == 2 and alice.top.title().startswith("(2) ")
+    assert alice.app.attention.unread == 2 and alice.top.title().startswith("(2) ")
     alice.app.set_focused(True)
     _shortcut(alice, "<Control-k>")
     assert alice.app.conversations.switcher.is_open

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from common.protocol import MAX_MESSAGE_CHARS
 from gui.input_box import MAX_LINES
-from gui.session import State, split_text
+from gui.long_message import split_text
+from gui.session import State
 from server.app import ChatServer
 from tests.conftest import ROOT
 from tests.gui.harness import (

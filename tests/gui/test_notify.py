@@ -108,9 +108,11 @@ def test_a_mention_while_away_reaches_the_notification_daemon(
     notification_log: Path,
 ) -> None:
     alice, bob = online_pair(root, server.port, person)
-    alice.app.notifier.min_gap = 0.0  # every mention, so that "off" is what stops one
+    alice.app.attention.notifier.min_gap = 0.0  # every mention, so that "off" is what stops one
     bob.app.chat_view.input.focus_force()  # bob's window has the focus, alice's does not
-    wait_until(root, lambda: not alice.app.focused, "alice's window to lose focus", (alice,))
+    wait_until(
+        root, lambda: not alice.app.attention.focused, "alice's window to lose focus", (alice,)
+    )
     bob.say("just a line for everyone")
     mention = 'alice: lunch at <b>noon</b> & then "the" review?'
     bob.say(mention)
@@ -120,7 +122,7 @@ def test_a_mention_while_away_reaches_the_notification_daemon(
 
     wait_until(root, got(1), "dunst to receive the mention", (alice, bob))
     assert _received(notification_log) == [("TkChat", "bob mentioned you", mention)]
-    assert alice.app.unread == 2, "the title count stays"
+    assert alice.app.attention.unread == 2, "the title count stays"
     # Turned off from the View menu: saved, and the next mention raises none.
     view_menu = alice.app.menus[2]
     index = next(
@@ -143,14 +145,14 @@ def test_a_mention_while_away_reaches_the_notification_daemon(
     )
     bob.say("alice, and this one notifies again")
     wait_until(root, got(2), "the second notification", (alice, bob))
-    assert alice.app.notifier.sent == 2, "none was started while turned off"
+    assert alice.app.attention.notifier.sent == 2, "none was started while turned off"
     summaries = [body for _app, _title, body in _received(notification_log)]
     assert summaries == [mention, "alice, and this one notifies again"]
     # The focused window raises nothing (carol writes from a plain socket, so alice's window
     # keeps the focus).
     alice.app.chat_view.input.focus_force()
-    wait_until(root, lambda: alice.app.focused, "alice back", (alice,))
-    sent = alice.app.notifier.sent
+    wait_until(root, lambda: alice.app.attention.focused, "alice back", (alice,))
+    sent = alice.app.attention.notifier.sent
     carol = WireClient(server.port)
     try:
         carol.login("carol")
@@ -158,4 +160,4 @@ def test_a_mention_while_away_reaches_the_notification_daemon(
         wait_until(root, lambda: "you are looking" in alice.shown, "seen", (alice,))
     finally:
         carol.close()
-    assert alice.app.focused and alice.app.notifier.sent == sent
+    assert alice.app.attention.focused and alice.app.attention.notifier.sent == sent

@@ -8,7 +8,8 @@ import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 
-from gui.session import Backoff, State
+from gui.retry import Backoff
+from gui.session import State
 from server.app import ChatServer
 from tests.conftest import ROOT
 from tests.gui.harness import Person, fully_shown, online, screenshot, set_size, wait_until
@@ -41,7 +42,7 @@ def test_disconnected_status_fits_counts_down_and_reconnects_now(
     menu = alice.app.menus[1]
     reconnect_item = _file_menu_index(alice, "Reconnect now")
     assert menu.entrycget(reconnect_item, "state") == "disabled"
-    alice.app.session.backoff = Backoff(first=30.0, maximum=30.0)  # a long wait, as at 16 s
+    alice.app.session.retry.backoff = Backoff(first=30.0, maximum=30.0)  # a long wait, as at 16 s
     server.stop()
     wait_until(root, lambda: alice.state is State.WAITING, "waiting", (alice,))
     alice.say("one")
