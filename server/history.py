@@ -12,9 +12,14 @@ their names with a password when it was sent, and the rooms ever created.  Nonce
 direct-message read-back depend on the proofs: a direct message is read back only by a side
 that was proven at the time, so whoever registers a name later (perhaps not the person who
 used it unregistered before) does not get the earlier conversations.  ``messages_fts`` is an
-external-content FTS5 index of the texts, kept in step by triggers inside the same
-transaction as the rows, so a search never sees a message that is not stored or misses one
-that is.  Every word of a search is a prefix; FTS5 answers a prefix query by merging the
+external-content FTS5 index of the texts.  Indexing a message costs more than storing it (every
+prefix length below is a term of its own), so new messages are indexed in batches, inside the
+transaction of a later ``insert_many``: once ``FTS_BATCH`` wait or the oldest has waited
+``FTS_DELAY`` seconds (bench/SERVER.md, the quiet case).  ``fts_indexed.upto`` is the newest id
+in the index, committed with it; a search first indexes whatever is newer, so it never misses a
+stored message (nor sees one that is not stored), and a file left by ``kill -9`` is caught up
+when it is opened.  A delete takes a row out of the index only if it is in it (a trigger).
+Every word of a search is a prefix; FTS5 answers a prefix query by merging the
 whole doclists of every term that starts with it (300 ms for a common 4-letter prefix at a
 million messages), unless it has a prefix index of that length: so prefixes of 1-6 characters
 are indexed (the index is about twice the size of the texts; bench/history_bench.py).  Longer
@@ -34,6 +39,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,16 +80,19 @@ CREATE INDEX IF NOT EXISTS messages_by_pair ON messages (recipient_key, sender_k
     WHERE recipient_key IS NOT NULL;
 """
 
-_FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
-    USING fts5(text, content='messages', content_rowid='id', prefix='1 2 3 4 5 6');
-CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+_FTS = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts"
+    " USING fts5(text, content='messages', content_rowid='id', prefix='1 2 3 4 5 6')",
+    "CREATE TABLE IF NOT EXISTS fts_indexed (upto INTEGER NOT NULL)",
+    "DROP TRIGGER IF EXISTS messages_fts_delete",
+    """CREATE TRIGGER IF NOT EXISTS messages_fts_unindex AFTER DELETE ON messages
+    WHEN old.id <= (SELECT upto FROM fts_indexed) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-"""
+END""",
+)
+# Index new messages once this many wait, or the oldest of them has waited this long.
+FTS_BATCH = 64
+FTS_DELAY = 1.0
 
 _COLUMNS = "id, timestamp, sender, text, nonce, room, recipient"
 _MAX_SEARCH_WORDS = 16
@@ -135,6 +144,15 @@ class HistoryStore:
         self._db.executescript(_INDEXES)
         self.has_search = _create_fts(self._db)
         self._write_lock = threading.Lock()
+        # The index's position and the newest stored id: only the writer (under _write_lock)
+        # changes them; ``_index_due`` is when the oldest message not indexed must be.
+        self._indexed = self._newest = 0
+        self._index_due = 0.0
+        if self.has_search:
+            ((upto,),) = self._db.execute("SELECT upto FROM fts_indexed").fetchall()
+            ((newest,),) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchall()
+            self._indexed, self._newest = int(upto), int(newest)
+            self.index_now()  # what a kill -9 left unindexed
         if memory:
             self._reader = self._db
             self._read_lock = self._write_lock
@@ -180,12 +198,51 @@ class HistoryStore:
                     ident = cur.lastrowid
                     assert ident is not None
                     stored.append(replace(draft, id=ident, room=room))
+                newest = stored[-1].id if stored else self._newest
+                assert newest is not None
+                indexed = self._indexed
+                if self.has_search and newest > indexed:
+                    now = time.monotonic()
+                    if indexed == self._newest:  # the first one waiting
+                        self._index_due = now + FTS_DELAY
+                    if newest - indexed >= FTS_BATCH or now >= self._index_due:
+                        indexed = self._index_locked(cur, newest)
                 cur.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     cur.execute("ROLLBACK")
                 raise
+            self._newest, self._indexed = newest, indexed
         return stored
+
+    def index_now(self) -> None:
+        """Index every stored message not in the search index yet (a search calls this)."""
+        if not self.has_search or self._indexed >= self._newest:
+            return
+        with self._write_lock:
+            if self._indexed >= self._newest:
+                return
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                indexed = self._index_locked(cur, self._newest)
+                cur.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            self._indexed = indexed
+
+    def _index_locked(self, cur: sqlite3.Cursor, newest: int) -> int:
+        """Add the messages after ``_indexed`` up to ``newest`` to the index, in the caller's
+        transaction; return the new position (the caller sets it once committed)."""
+        cur.execute(
+            "INSERT INTO messages_fts (rowid, text)"
+            " SELECT id, text FROM messages WHERE id > ? AND id <= ? ORDER BY id",
+            (self._indexed, newest),
+        )
+        cur.execute("UPDATE fts_indexed SET upto = ?", (newest,))
+        return newest
 
     def add_room(self, room: str) -> None:
         """Remember a room (rooms persist even while nobody is in them)."""
@@ -248,6 +305,7 @@ class HistoryStore:
         query = fts_query(words)
         if query is None or (not rooms and direct_of is None):
             return []
+        self.index_now()
         scopes: list[str] = []
         params: list[object] = [query]
         if rooms:
@@ -344,11 +402,26 @@ def fts_query(words: str) -> str | None:
 
 
 def _create_fts(db: sqlite3.Connection) -> bool:
+    """Create (or bring up to date) the search index; False without FTS5.  A file from before
+    batched indexing had every row indexed by a trigger: it starts indexed up to its newest
+    row, and the trigger goes."""
     try:
-        exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone()
-        db.executescript(_FTS)
-        if exists is None:
-            db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            for statement in _FTS:
+                db.execute(statement)
+            if db.execute("SELECT 1 FROM fts_indexed").fetchone() is None:
+                if "messages_fts" not in names:
+                    db.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+                # Indexed up to the newest row: rebuilt just now, or kept so by the old trigger.
+                db.execute("INSERT INTO fts_indexed SELECT COALESCE(MAX(id), 0) FROM messages")
+            db.execute("DROP TRIGGER IF EXISTS messages_fts_insert")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
     except sqlite3.OperationalError as exc:
         if "fts5" not in str(exc):
             raise

@@ -16,7 +16,7 @@ from common.message import Message
 from common.timestamps import now_utc
 from server.__main__ import build_parser, config_from_args
 from server.app import ChatServer
-from server.history import HistoryStore, fts_query
+from server.history import FTS_BATCH, HistoryStore, fts_query
 from tests.conftest import ROOT, wait_for
 from tests.conversations import contents, join
 from tests.wire import WireClient
@@ -256,3 +256,117 @@ def test_without_fts5_search_is_unavailable_and_the_rest_works(server: ChatServe
         alice.expect("message", content="still here")
     finally:
         alice.close()
+
+
+def _index_is_whole(db: Path) -> None:
+    """FTS5's own check that the index holds exactly the rows of ``messages`` (it raises
+    ``sqlite3.DatabaseError`` otherwise)."""
+    check = sqlite3.connect(db)
+    try:
+        check.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        check.close()
+
+
+def _say(store: HistoryStore, texts: list[str]) -> None:
+    for text in texts:
+        store.insert_many([(Message(text, "ann"), False, False)])
+
+
+def test_messages_are_indexed_in_batches_and_a_search_sees_every_one(tmp_path: Path) -> None:
+    """Indexing waits for FTS_BATCH messages (the cost of a quiet room's commits), but a
+    search first indexes what waits: it never misses a stored message."""
+    db = tmp_path / "chat.sqlite3"
+    store = HistoryStore(db)
+    try:
+        _say(store, ["zebra one", "zebra two", "zebra three"])
+        (upto,) = store._reader.execute("SELECT upto FROM fts_indexed").fetchone()
+        assert upto == 0  # not indexed yet
+        found = store.search("zeb", ["general"], None, 10)
+        assert [m.text for m in found] == ["zebra one", "zebra two", "zebra three"]
+        _say(store, [f"yak {i}" for i in range(FTS_BATCH)])
+        (upto,) = store._reader.execute("SELECT upto FROM fts_indexed").fetchone()
+        assert upto == 3 + FTS_BATCH  # a full batch is indexed by the commit that fills it
+        assert len(store.search("yak", ["general"], None, 100)) == FTS_BATCH
+    finally:
+        store.close()
+    _index_is_whole(db)
+
+
+def test_a_store_killed_before_indexing_is_indexed_when_opened(tmp_path: Path) -> None:
+    """kill -9 with messages committed but not indexed: the next server indexes them."""
+    db = tmp_path / "chat.sqlite3"
+    store = HistoryStore(db)
+    _say(store, ["quokka seen", "quokka fed"])
+    # No close(): as if the process had died here.  Another process opens the file.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from server.history import HistoryStore;"
+            "s = HistoryStore(sys.argv[1]);"
+            "print(s._reader.execute('SELECT upto FROM fts_indexed').fetchone()[0])",
+            str(db),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "2"
+    store.close()
+    _index_is_whole(db)
+
+
+def test_deleting_indexed_and_unindexed_rows_keeps_the_index_whole(tmp_path: Path) -> None:
+    db = tmp_path / "chat.sqlite3"
+    store = HistoryStore(db)
+    try:
+        _say(store, [f"indexed {i}" for i in range(FTS_BATCH)])  # indexed by its last commit
+        _say(store, [f"waiting {i}" for i in range(5)])  # not yet
+        assert store.prune(FTS_BATCH + 3) == FTS_BATCH + 2
+        assert [m.text for m in store.search("waiting", ["general"], None, 10)] == [
+            "waiting 2",
+            "waiting 3",
+            "waiting 4",
+        ]
+        assert store.search("indexed", ["general"], None, 10) == []
+    finally:
+        store.close()
+    _index_is_whole(db)
+
+
+def test_a_history_file_indexed_by_the_old_trigger_keeps_its_index(tmp_path: Path) -> None:
+    """Files from before batched indexing kept the index in step with a trigger on insert:
+    they open indexed up to their newest row, and the trigger is gone."""
+    db = tmp_path / "chat.sqlite3"
+    HistoryStore(db).close()
+    old = sqlite3.connect(db, isolation_level=None)
+    old.executescript(
+        "DROP TRIGGER messages_fts_unindex; DROP TABLE fts_indexed;"
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN"
+        " INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;"
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN"
+        " INSERT INTO messages_fts (messages_fts, rowid, text)"
+        " VALUES ('delete', old.id, old.text); END;"
+        "INSERT INTO messages (timestamp, sender, sender_key, text, room)"
+        " VALUES ('2026-01-01T00:00:00.000Z', 'Ann', 'ann', 'walrus before', 'general');"
+    )
+    old.close()
+    store = HistoryStore(db)
+    try:
+        triggers = {
+            name
+            for (name,) in store._reader.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+        }
+        assert triggers == {"messages_fts_unindex"}
+        _say(store, ["walrus after"])
+        found = store.search("walrus", ["general"], None, 10)
+        assert [m.text for m in found] == ["walrus before", "walrus after"]
+        assert store.prune(2) == 1  # the old row leaves the index with it
+    finally:
+        store.close()
+    _index_is_whole(db)
