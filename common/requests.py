@@ -205,7 +205,11 @@ def read_request(payload: dict[str, Any]) -> Request | DecodeError:
 
 
 def request_object(request: Request) -> dict[str, Any]:
-    """The wire object for a request (keys left out where the value is ``None``)."""
+    """The wire object for a request (keys left out where the value is ``None``).
+
+    Keys come in the order the seed's ``MessageParser.request`` calls put them, so every
+    request is byte for byte what it was (tests/test_connection.py pins each kind).
+    """
     match request:
         case Login(name, client, password, server_password):
             return _obj(
@@ -214,7 +218,8 @@ def request_object(request: Request) -> dict[str, Any]:
         case Logout():
             return _obj("logout", None)
         case SendMessage(text, nonce, room, to):
-            return _obj("msg", text, nonce=nonce, room=room, to=to)
+            # Key order is the seed's: where the message goes, then its nonce.
+            return _obj("msg", text, room=room, to=to, nonce=nonce)
         case Names(room):
             return _obj("names", None, room=room)
         case Help():
@@ -228,8 +233,9 @@ def request_object(request: Request) -> dict[str, Any]:
         case Rooms():
             return _obj("rooms", None)
         case History(room, with_user, before, limit):
+            # Key order is the seed's: the page, then whose history it is.
             return _obj(
-                "history", None, room=room, before=before, limit=limit, **{"with": with_user}
+                "history", None, before=before, limit=limit, room=room, **{"with": with_user}
             )
         case Search(words, room, limit):
             return _obj("search", words, room=room, limit=limit)

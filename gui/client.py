@@ -7,10 +7,12 @@ thread but Tk's may touch a widget.
 
 One thread per connection, as in mantaray's backend: ``MessageReceiver`` connects, then is the
 only user of the socket in both directions.  The caller's thread never touches the socket:
-``send_payload`` appends the encoded request to a queue and wakes the receiver through a
-socket pair, so it never blocks (the Tk thread must not stall on the network), and
-``disconnect`` only asks.  The receiver waits on a selector for the socket, the wake-up and its
-next deadline, so "wait for the server's answer" is a deadline in its loop, not a thread.
+``send_payload`` appends a typed request (``common.requests``) to a queue and wakes the
+receiver through a socket pair, so it never blocks (the Tk thread must not stall on the
+network), and ``disconnect`` only asks.  The receiver turns each request into bytes with its
+``ClientConnection``, which owns the wire format; nothing here builds or reads JSON.  The
+receiver waits on a selector for the socket, the wake-up and its next deadline, so "wait for
+the server's answer" is a deadline in its loop, not a thread.
 
 It talks to any KTN server, not only TkChat's.  Classic servers read one request per ``recv``,
 so requests go out one per write, and after each write the next waits until the server has
@@ -42,7 +44,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from common.connection import NEED_DATA, ClientConnection
@@ -53,10 +54,9 @@ from common.protocol import (
     ErrorResponse,
     Event,
     InfoResponse,
-    MessageParser,
     Response,
 )
-from common.requests import Ping, Request, request_object
+from common.requests import Login, Logout, Ping, Request
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.trust import TLSOptions, TLSPeer, TrustError, establish
 
@@ -67,12 +67,6 @@ CLIENT_MAX_OBJECT_BYTES = 8 * 1024 * 1024
 ANSWER_WAIT_SECONDS = 0.5
 ANSWER_QUIET_SECONDS = 0.05
 _RECV_BYTES = 65536
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    data: bytes
-    logout: bool = False
 
 
 class MessageReceiver(threading.Thread):
@@ -218,11 +212,11 @@ class MessageReceiver(threading.Thread):
             return
         client = self.client
         if self._conn.tkchat_peer and now - self._last_sent >= client.ping_after:
-            client.send(Ping())
+            client.send_payload(Ping())
         taken = client.take(pipelined=self._conn.tkchat_peer)
         if taken:
-            self._unsent = b"".join(item.data for item in taken)
-            self._sent_logout = any(item.logout for item in taken)
+            self._unsent = b"".join(self._conn.send(request) for request in taken)
+            self._sent_logout = any(isinstance(request, Logout) for request in taken)
 
     def _timeout(self, now: float) -> float:
         """Seconds until the loop has something to do without any socket event."""
@@ -257,7 +251,7 @@ class Client:
         self.tls = tls
         self.tls_peer: TLSPeer | None = None  # what TLS checked, once connected with ``tls``
         self._lock = threading.Lock()
-        self._outgoing: deque[_Outgoing] = deque()
+        self._outgoing: deque[Request] = deque()
         self.wake_reader, self._wake_writer = socket.socketpair()
         self.wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -360,59 +354,35 @@ class Client:
         return receiver is not None and receiver.tkchat_peer
 
     # --------------------------------------------------------------- requests
-    def send(self, request: Request) -> None:
-        """Queue one typed request; requests go out in order.  Never blocks."""
-        self.send_payload(request_object(request))
+    def send_payload(self, request: Request) -> None:
+        """Queue one typed request; requests go out in order.  Never blocks.
 
-    def send_payload(self, payload: dict[str, Any]) -> None:
-        """Queue one request object; requests go out in order.  Never blocks."""
-        logout = payload.get("request") == "logout"
+        The receiver encodes it (``ClientConnection.send``) when the pacing lets it go out.
+        After a ``Logout`` the close that follows is the one we asked for.
+        """
         with self._lock:
             if self._ended or self.closing:
-                log.debug("not sent, connection closed: %.40r", payload.get("request"))
+                log.debug("not sent, connection closed: %s", type(request).__name__)
                 return
-            self._outgoing.append(_Outgoing(MessageParser.encode(payload), logout))
-            if logout:
+            self._outgoing.append(request)
+            if isinstance(request, Logout):
                 self._logged_out = True  # from now on a close is what we asked for
         self._wake()
 
     def login(
         self, name: str, password: str | None = None, server_password: str | None = None
     ) -> None:
-        """``password``: the registered name's; ``server_password``: the server-wide one
+        """Log in as this client (``client_id``; ``None``: as a classic KTN program).
+        ``password``: the registered name's; ``server_password``: the server-wide one
         (PROTOCOL.md, Registered names).  Each is sent only when given."""
-        extra: dict[str, Any] = {}
-        if self.client_id is not None:
-            extra["client"] = self.client_id
-        if password is not None:
-            extra["password"] = password
-        if server_password is not None:
-            extra["server_password"] = server_password
-        self.send_payload(MessageParser.request("login", name, **extra))
-
-    def register(self, password: str, new_password: str | None = None) -> None:
-        """Register the logged-in name with ``password``, or (``new_password``) change it."""
-        extra: dict[str, Any] = {"password": password}
-        if new_password is not None:
-            extra["new_password"] = new_password
-        self.send_payload(MessageParser.request("register", **extra))
-
-    def send_message(self, text: str, nonce: str | None = None) -> None:
-        extra = {} if nonce is None else {"nonce": nonce}
-        self.send_payload(MessageParser.request("msg", text, **extra))
-
-    def request_names(self) -> None:
-        self.send_payload(MessageParser.request("names"))
-
-    def request_help(self) -> None:
-        self.send_payload(MessageParser.request("help"))
+        self.send_payload(Login(name, self.client_id, password, server_password))
 
     def logout(self) -> None:
         """Say goodbye; the connection closes once the server has answered (or not, briefly)."""
-        self.send_payload(MessageParser.request("logout"))
+        self.send_payload(Logout())
 
     # ------------------------------------------------------ receiver thread
-    def take(self, *, pipelined: bool) -> list[_Outgoing]:
+    def take(self, *, pipelined: bool) -> list[Request]:
         """The next request, or every queued one when the server reads them pipelined."""
         with self._lock:
             if not self._outgoing:

@@ -1,28 +1,19 @@
-"""Which conversation a message belongs to, and the requests that act on conversations.
+"""Which conversation a message belongs to, and the requests addressed to one.
 
 Shared by the terminal and the Tk client (no Tk here).  A conversation is a room (``#dev``)
 or a direct conversation with one person (``@bob``); PROTOCOL.md, sections Rooms, Direct
-messages, Older history and search.  Every request is built with ``MessageParser.request``.
+messages, Older history and search.  ``say``, ``names`` and ``page`` turn a conversation into
+the keys of a typed request (``common.requests``); requests that name no conversation
+(``Join``, ``Rooms``, ``Search``...) are built from those classes directly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from common.message import GENERAL_ROOM, Message
 from common.protocol import room_name
-from common.requests import (
-    History,
-    Join,
-    Names,
-    Part,
-    Register,
-    Rooms,
-    Search,
-    SendMessage,
-    request_object,
-)
+from common.requests import History, Names, SendMessage
 
 PAGE_SIZE = 50  # older messages asked for at a time (the server gives at most 200)
 
@@ -74,43 +65,24 @@ def conversation_of(message: Message, me: str) -> Conversation:
     return Conversation.room(message.room or GENERAL_ROOM)
 
 
-def say(conversation: Conversation, text: str, nonce: str | None = None) -> dict[str, Any]:
+def say(conversation: Conversation, text: str, nonce: str | None = None) -> SendMessage:
     """A message to a room (``general`` leaves ``room`` out, so the request stays exactly the
     classic one) or to one person."""
     if conversation.direct:
-        return request_object(SendMessage(text, nonce, to=conversation.name))
+        return SendMessage(text, nonce, to=conversation.name)
     room = None if conversation.key == GENERAL_ROOM else conversation.key
-    return request_object(SendMessage(text, nonce, room=room))
+    return SendMessage(text, nonce, room=room)
 
 
-def join(room: str) -> dict[str, Any]:
-    return request_object(Join(room))
-
-
-def part(room: str) -> dict[str, Any]:
-    return request_object(Part(room))
-
-
-def rooms() -> dict[str, Any]:
-    return request_object(Rooms())
-
-
-def names(conversation: Conversation) -> dict[str, Any]:
+def names(conversation: Conversation) -> Names:
+    """Who is in a room; for ``general`` or a direct conversation, who is on the server (the
+    classic request, with no ``room``)."""
     direct_or_general = conversation.direct or conversation.key == GENERAL_ROOM
-    return request_object(Names(None if direct_or_general else conversation.key))
+    return Names(None if direct_or_general else conversation.key)
 
 
-def page(conversation: Conversation, before: int, limit: int = PAGE_SIZE) -> dict[str, Any]:
+def page(conversation: Conversation, before: int, limit: int = PAGE_SIZE) -> History:
     """The ``limit`` messages of the conversation older than id ``before``."""
     if conversation.direct:
-        return request_object(History(with_user=conversation.name, before=before, limit=limit))
-    return request_object(History(room=conversation.key, before=before, limit=limit))
-
-
-def search(words: str, room: str | None = None, limit: int | None = None) -> dict[str, Any]:
-    return request_object(Search(words, room, limit))
-
-
-def register(password: str, new_password: str | None = None) -> dict[str, Any]:
-    """Register the logged-in name with ``password``; with ``new_password``, change it."""
-    return request_object(Register(password, new_password))
+        return History(with_user=conversation.name, before=before, limit=limit)
+    return History(room=conversation.key, before=before, limit=limit)

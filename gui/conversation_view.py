@@ -29,6 +29,7 @@ from common.protocol import (
     InfoResponse,
     room_name,
 )
+from common.requests import Join, Part, Rooms, Search
 from gui import conversation_requests as requests
 from gui.commands import Command
 from gui.conversation_list import ConversationList
@@ -141,7 +142,7 @@ class Conversations:
         if conversation.direct or conversation in self.panes:
             self.open(conversation)
         elif self._available("/join"):
-            self.app.session.request(requests.join(conversation.key))
+            self.app.session.request(Join(conversation.key))
 
     def flush(self) -> None:
         """Once per loop turn (gui/pump.py): draw what hidden panes were given and the
@@ -206,7 +207,7 @@ class Conversations:
             return
         for room in self.model.wanted_rooms:
             self._rejoining.add(room)
-            self.app.session.request(requests.join(room))
+            self.app.session.request(Join(room))
         wanted = self.model.restore_open
         if wanted is not None and (wanted.direct or wanted == GENERAL):
             self.model.restore_open = None
@@ -263,15 +264,15 @@ class Conversations:
             elif room == GENERAL_ROOM or self.model.is_joined(room):
                 self.open(Conversation.room(room))
             else:
-                session.request(requests.join(room))
+                session.request(Join(room))
         elif name == "/part":
             room = room_name(args.removeprefix("#")) if args else self.model.current.key
             if room is None or (self.model.current.direct and not args):
                 self._error("which room? /part ROOM")
             else:
-                session.request(requests.part(room))
+                session.request(Part(room))
         elif name == "/rooms":
-            session.request(requests.rooms())
+            session.request(Rooms())
         else:
             who, _, text = args.partition(" ")
             who = who.removeprefix("@")
@@ -465,7 +466,7 @@ class Conversations:
     # -------------------------------------------------------------- search
     def search(self, words: str) -> None:
         if self._available("Search"):
-            self.app.session.request(requests.search(words))
+            self.app.session.request(Search(words))
 
     def show_result(self, message: Message) -> None:
         """Open the result's conversation and show the message, paging back to it."""

@@ -29,7 +29,7 @@ import math
 import queue
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from common.message import Message
 from common.protocol import (
@@ -41,6 +41,7 @@ from common.protocol import (
     InfoResponse,
     MessageResponse,
 )
+from common.requests import Help, Names, Register, Request
 from gui import conversation_requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation
@@ -156,12 +157,12 @@ class Session:
         """The server has sent TkChat's keys (ids, codes, users): it has the extensions."""
         return self._client is not None and self._client.pipelining
 
-    def request(self, payload: dict[str, Any]) -> bool:
-        """Send a request built by ``gui.conversation_requests``; False when offline."""
+    def request(self, request: Request) -> bool:
+        """Send a typed request (``common.requests``); False when offline."""
         if self._client is None or self.state is not State.ONLINE:
             self.listener.show_error("not connected")
             return False
-        self._client.send_payload(payload)
+        self._client.send_payload(request)
         return True
 
     # ------------------------------------------------------------ user actions
@@ -230,14 +231,14 @@ class Session:
 
     def request_names(self) -> None:
         if self._client is not None and self.state is State.ONLINE:
-            self._client.request_names()
+            self._client.send_payload(Names())
         else:
             self.listener.show_error("not connected")
 
     def request_help(self) -> None:
         if self._client is not None and self.state in (State.ONLINE, State.LOGGING_IN):
             self._help_asked += 1
-            self._client.request_help()
+            self._client.send_payload(Help())
         else:
             self.listener.show_error("not connected")
 
@@ -248,9 +249,9 @@ class Session:
             self.listener.show_error("not connected: connect to a server first")
             return False
         if self.password is None:
-            self._client.register(password)
+            self._client.send_payload(Register(password))
         else:
-            self._client.register(self.password, new_password=password)
+            self._client.send_payload(Register(self.password, new_password=password))
         self._registering = password
         return True
 
@@ -514,11 +515,8 @@ class Session:
         pending.sends += 1
         if pending.sends > 1:
             log.info("resending pending message %s (send %d)", pending.nonce, pending.sends)
-        if pending.conversation == GENERAL:
-            self._client.send_message(pending.text, pending.nonce)
-        else:
-            payload = conversation_requests.say(pending.conversation, pending.text, pending.nonce)
-            self._client.send_payload(payload)
+        request = conversation_requests.say(pending.conversation, pending.text, pending.nonce)
+        self._client.send_payload(request)
 
     # ---------------------------------------------------------------- helpers
     def _set_state(self, state: State, detail: str) -> None:

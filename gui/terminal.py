@@ -41,6 +41,7 @@ from common.protocol import (
     MessageResponse,
     room_name,
 )
+from common.requests import Help, Join, Part, Register, Rooms, Search
 from gui import conversation_requests as requests
 from gui.client import Client
 from gui.conversation_requests import GENERAL, Conversation, conversation_of
@@ -286,7 +287,7 @@ class TerminalSession:
         elif command == "names":
             self.client.send_payload(requests.names(self.current))
         elif command == "help":
-            self.client.request_help()
+            self.client.send_payload(Help())
             self.say("* this client also knows: " + "; ".join(SLASH_COMMANDS.values()))
         elif command == "logout":
             self.client.logout()
@@ -319,9 +320,9 @@ class TerminalSession:
             if room is None or (self.current.direct and not rest):
                 self.say("! which room? /part ROOM")
             else:
-                self.client.send_payload(requests.part(room))
+                self.client.send_payload(Part(room))
         elif command == "/rooms":
-            self.client.send_payload(requests.rooms())
+            self.client.send_payload(Rooms())
         elif command == "/msg":
             self._direct(rest)
         elif command == "/more":
@@ -329,7 +330,7 @@ class TerminalSession:
             self.client.send_payload(requests.page(self.current, before))
         elif command == "/search":
             if rest:
-                self.client.send_payload(requests.search(rest))
+                self.client.send_payload(Search(rest))
             else:
                 self.say("! search for what? /search WORDS")
         return True
@@ -343,7 +344,7 @@ class TerminalSession:
                 self.current = Conversation.room(room)
             self.say(f"* now talking in #{room}")
         else:
-            self.client.send_payload(requests.join(room))
+            self.client.send_payload(Join(room))
 
     def _direct(self, rest: str) -> None:
         name, _, body = rest.partition(" ")
@@ -437,7 +438,7 @@ class TerminalSession:
                 "nothing registered"
             )
             return
-        self.client.send_payload(requests.register(password))
+        self.client.send_payload(Register(password))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ class FakeKTN:
     close_on_logout: bool = True
     chunk_gap: float = 0.0  # pause between answer chunks, so they arrive in separate reads
     requests: list[dict[str, Any]] = field(default_factory=list)
+    reads: list[bytes] = field(default_factory=list)  # each recv's bytes, as they came
     violations: list[bytes] = field(default_factory=list)
     username: str | None = None
 
@@ -111,6 +112,7 @@ class FakeKTN:
                 return
             if not data:
                 return
+            self.reads.append(data)
             items = decoder.feed(data)
             # One recv, one whole request: what a classic server needs to json.loads it.
             if len(items) != 1 or decoder.buffered:

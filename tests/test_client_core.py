@@ -23,12 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.protocol import (
+    CLIENT_ID,
     ErrorResponse,
     HistoryResponse,
     InfoResponse,
     MessageParser,
     MessageResponse,
 )
+from common.requests import Help, Names, SendMessage
 from gui.client import Client
 from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.terminal import TerminalSession, format_event
@@ -141,7 +143,7 @@ def test_bare_objects_packed_into_one_read_and_split_across_reads(
     assert events.next(InfoResponse).text == "Login successful"
     assert events.next(HistoryResponse).messages == ()
     assert events.next(InfoResponse).text == "welcome!"
-    client.send_message("split me")
+    client.send_payload(SendMessage("split me"))
     assert events.next(MessageResponse).message.text == "split me"
 
 
@@ -243,7 +245,7 @@ def test_any_sender_on_info_and_error(
     _, client, events = start(fakes, clients, script)
     client.login("alice")
     assert events.next(InfoResponse).text == "Welcome alice"
-    client.request_names()
+    client.send_payload(Names())
     assert events.next(ErrorResponse).text == "names is disabled"
 
 
@@ -310,7 +312,7 @@ def test_no_history_at_all_when_it_is_empty(fakes: list[FakeKTN], clients: list[
     session._login_pending = True
     session.on_event(events.next(InfoResponse))
     assert session.logged_in
-    client.send_message("first!")
+    client.send_payload(SendMessage("first!"))
     assert events.next(MessageResponse).message.text == "first!"
 
 
@@ -329,8 +331,8 @@ def test_login_without_info(
 ) -> None:
     fake, client, events = start(fakes, clients, with_answers(login=answer))
     client.login("alice")
-    client.send_message("hello")
-    client.request_names()
+    client.send_payload(SendMessage("hello"))
+    client.send_payload(Names())
     texts = [
         events.next(MessageResponse).message.text
         for _ in range(1 + sum(b"joined" in a for a in answer))
@@ -369,8 +371,8 @@ def test_server_that_does_not_echo(fakes: list[FakeKTN], clients: list[Client]) 
     client.login("alice")
     events.next(HistoryResponse)
     for i in range(3):
-        client.send_message(f"unanswered {i}")
-    client.request_names()
+        client.send_payload(SendMessage(f"unanswered {i}"))
+    client.send_payload(Names())
     assert "alice" in events.next(InfoResponse).text
     assert [r["content"] for r in fake.requests[1:4]] == [f"unanswered {i}" for i in range(3)]
     assert_one_request_per_read(fake, 5)
@@ -389,7 +391,7 @@ def test_logout_ends_the_connection_either_way(
     gone = events.next(Disconnected)
     assert gone.expected
     assert not client.connected
-    client.send_message("after logout")  # quietly dropped, never raises
+    client.send_payload(SendMessage("after logout"))  # quietly dropped, never raises
     assert_one_request_per_read(fake, 2)
 
 
@@ -400,7 +402,7 @@ def test_server_dropping_the_connection_is_an_unexpected_disconnect(
     fake, client, events = start(fakes, clients, script, close_on_logout=True)
     client.login("alice")
     events.next(HistoryResponse)
-    client.request_names()
+    client.send_payload(Names())
     fake.close()  # closes mid-object
     gone = events.next(Disconnected)
     assert not gone.expected and "closed" in gone.reason
@@ -431,7 +433,7 @@ def test_a_connected_client_runs_one_thread_and_ends_it(
     events.next(Connected)
     client.login("alice")
     events.next(HistoryResponse)
-    client.send_message("hello", nonce="n1")
+    client.send_payload(SendMessage("hello", nonce="n1"))
     events.next(MessageResponse)
     added = [t for t in threading.enumerate() if t.ident not in before]
     assert [t.name for t in added] == ["tkchat-receiver"]
@@ -441,7 +443,7 @@ def test_a_connected_client_runs_one_thread_and_ends_it(
 
 
 def test_sending_never_blocks_on_a_server_that_does_not_read() -> None:
-    """The Tk thread calls ``send_message``: it must return at once even when the server's
+    """The Tk thread calls ``send_payload``: it must return at once even when the server's
     receive buffer and ours are full (the old writer thread blocked in sendall instead)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         events = Events()
@@ -454,7 +456,7 @@ def test_sending_never_blocks_on_a_server_that_does_not_read() -> None:
             wait_for(lambda: client.pipelining, what="the client to see a TkChat server")
             text = "x" * 4000
             for i in range(3000):  # about 12 MB: far past every socket buffer
-                client.send_message(text, nonce=str(i))
+                client.send_payload(SendMessage(text, str(i)))
             client.disconnect(5.0)
             assert events.next(Disconnected).expected
 
@@ -495,7 +497,7 @@ def test_names_answers(
     _, client, events = start(fakes, clients, with_answers(names=[answer]))
     client.login("alice")
     events.next(HistoryResponse)
-    client.request_names()
+    client.send_payload(Names())
     info = events.next(InfoResponse)
     assert info.users == users
     assert info.text
@@ -508,9 +510,9 @@ def test_a_burst_of_requests_goes_out_one_per_write_in_order(
     fake, client, events = start(fakes, clients)
     client.login("alice")
     for i in range(5):
-        client.send_message(f"burst {i}", nonce=f"n{i}")
-    client.request_names()
-    client.request_help()
+        client.send_payload(SendMessage(f"burst {i}", nonce=f"n{i}"))
+    client.send_payload(Names())
+    client.send_payload(Help())
     client.logout()
     events.next(Disconnected)
     assert_one_request_per_read(fake, 9)
@@ -522,6 +524,36 @@ def test_a_burst_of_requests_goes_out_one_per_write_in_order(
     assert fake.requests[0]["client"] == "tkchat/1.0"
     assert [r.get("nonce") for r in fake.requests[1:6]] == [f"n{i}" for i in range(5)]
     assert not client.pipelining, "a classic server must get one request per write"
+
+
+@pytest.mark.parametrize("client_id", [CLIENT_ID, None], ids=["tkchat", "classic-id"])
+def test_a_classic_server_reads_the_bytes_the_seed_sent(
+    fakes: list[FakeKTN], clients: list[Client], client_id: str | None
+) -> None:
+    """Typed requests go out byte for byte as the seed's ``MessageParser.request`` objects
+    did: classic KTN servers depend on it (``Login`` with and without ``client``)."""
+    fake = FakeKTN(reference)
+    fakes.append(fake)
+    events = Events()
+    client = Client("127.0.0.1", fake.port, events, client_id=client_id, answer_wait=ANSWER_WAIT)
+    clients.append(client)
+    client.run()
+    events.next(Connected)
+    client.login("alice", password="pw")
+    client.send_payload(SendMessage("h\u00e9 \U0001f600", "n1"))
+    client.send_payload(Names())
+    client.send_payload(Help())
+    client.logout()
+    events.next(Disconnected)
+    login = {"client": client_id} if client_id is not None else {}
+    seed = [
+        MessageParser.request("login", "alice", **login, password="pw"),
+        MessageParser.request("msg", "h\u00e9 \U0001f600", nonce="n1"),
+        MessageParser.request("names"),
+        MessageParser.request("help"),
+        MessageParser.request("logout"),
+    ]
+    assert fake.reads == [MessageParser.encode(obj) for obj in seed]
 
 
 def test_against_a_tkchat_server_requests_are_pipelined_in_order(
@@ -537,7 +569,7 @@ def test_against_a_tkchat_server_requests_are_pipelined_in_order(
     events.next(HistoryResponse)
     assert client.pipelining
     for i in range(50):
-        client.send_message(f"piped {i}", nonce=f"p{i}")
+        client.send_payload(SendMessage(f"piped {i}", nonce=f"p{i}"))
     texts = [events.next(MessageResponse).message.text for _ in range(50)]
     assert texts == [f"piped {i}" for i in range(50)]
 
@@ -599,7 +631,7 @@ def test_a_failing_event_handler_is_logged_and_the_connection_goes_on(
     try:
         client.login("alice")
         events.next(HistoryResponse)  # came after the info whose handler raised
-        client.send_message("still working")
+        client.send_payload(SendMessage("still working"))
         assert events.next(MessageResponse).message.text == "still working"
     finally:
         client.disconnect()

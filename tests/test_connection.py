@@ -8,6 +8,7 @@ picks them), so framing across reads is part of every check.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,9 +17,11 @@ from common.connection import NEED_DATA, ClientConnection, ServerConnection
 from common.decoder import DecodeError
 from common.message import Message
 from common.protocol import (
+    CLIENT_ID,
     ErrorResponse,
     HistoryResponse,
     InfoResponse,
+    MessageParser,
     MessageResponse,
     Response,
     RoomInfo,
@@ -173,3 +176,62 @@ def test_login_state_and_tkchat_peer() -> None:
     assert not client.tkchat_peer
     client.receive_data(b'{"response": "info", "content": "hi", "users": ["ann"]}')
     assert client.tkchat_peer
+
+
+# The requests the clients send, as the seed built them with ``MessageParser.request`` (in
+# ``gui/client.py`` and ``gui/conversation_requests.py``), beside their typed form.  A classic
+# KTN server reads exactly these bytes, so the typed encoding must not move one of them (not
+# even the order of keys).
+_SEED_REQUESTS: list[tuple[dict[str, Any], Request]] = [
+    (MessageParser.request("login", "ann"), Login("ann", None)),
+    (MessageParser.request("login", "ann", client=CLIENT_ID), Login("ann")),
+    (
+        MessageParser.request(
+            "login", "ann", client="tkchat-terminal/1.0", password="pw", server_password="gate"
+        ),
+        Login("ann", "tkchat-terminal/1.0", "pw", "gate"),
+    ),
+    (
+        MessageParser.request("login", "ann", server_password="gate"),
+        Login("ann", None, None, "gate"),
+    ),
+    (MessageParser.request("logout"), Logout()),
+    (MessageParser.request("help"), Help()),
+    (MessageParser.request("ping"), Ping()),
+    (MessageParser.request("names"), Names()),
+    (MessageParser.request("names", room="dev"), Names("dev")),
+    (MessageParser.request("msg", "hi"), SendMessage("hi")),
+    (MessageParser.request("msg", "hi", nonce="n1"), SendMessage("hi", "n1")),
+    (MessageParser.request("msg", "hi", room="dev", nonce="n1"), SendMessage("hi", "n1", "dev")),
+    (MessageParser.request("msg", "hi", to="bob", nonce="n1"), SendMessage("hi", "n1", to="bob")),
+    (MessageParser.request("msg", "hi", room="dev"), SendMessage("hi", room="dev")),
+    (MessageParser.request("join", "dev"), Join("dev")),
+    (MessageParser.request("part", "dev"), Part("dev")),
+    (MessageParser.request("rooms"), Rooms()),
+    (
+        MessageParser.request("history", before=9, limit=50, room="dev"),
+        History(room="dev", before=9, limit=50),
+    ),
+    (
+        MessageParser.request("history", before=9, limit=50, **{"with": "Bob"}),
+        History(with_user="Bob", before=9, limit=50),
+    ),
+    (MessageParser.request("search", "a b"), Search("a b")),
+    (MessageParser.request("search", "a b", room="dev", limit=3), Search("a b", "dev", 3)),
+    (MessageParser.request("register", password="pw"), Register("pw")),
+    (
+        MessageParser.request("register", password="pw", new_password="pw2"),
+        Register("pw", "pw2"),
+    ),
+    (MessageParser.request("msg", "h\u00e9 \U0001f600"), SendMessage("h\u00e9 \U0001f600")),
+]
+
+
+def test_typed_requests_encode_to_the_seed_bytes() -> None:
+    client = ClientConnection()
+    wrong = [
+        (typed, client.send(typed), MessageParser.encode(seed))
+        for seed, typed in _SEED_REQUESTS
+        if client.send(typed) != MessageParser.encode(seed)
+    ]
+    assert wrong == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.message import Message
+from common.requests import History, Names, SendMessage
 from gui import conversation_requests as requests
 from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.conversations import ConversationModel, SavedConversations
@@ -29,18 +30,14 @@ def test_a_message_belongs_to_its_room_or_to_the_other_person() -> None:
 
 
 def test_requests_address_rooms_and_people_and_leave_general_classic() -> None:
-    assert requests.say(GENERAL, "hi", "n1") == {"request": "msg", "content": "hi", "nonce": "n1"}
-    assert requests.say(DEV, "hi")["room"] == "dev"
-    assert requests.say(BOB, "hi") == {"request": "msg", "content": "hi", "to": "Bob"}
-    assert requests.page(BOB, 10) == {
-        "request": "history",
-        "content": None,
-        "with": "Bob",
-        "before": 10,
-        "limit": 50,
-    }
-    assert requests.page(DEV, 10)["room"] == "dev"
-    assert requests.names(GENERAL) == {"request": "names", "content": None}
+    # general names no room: the request is the classic one (its bytes: test_connection.py)
+    assert requests.say(GENERAL, "hi", "n1") == SendMessage("hi", "n1")
+    assert requests.say(DEV, "hi") == SendMessage("hi", room="dev")
+    assert requests.say(BOB, "hi") == SendMessage("hi", to="Bob")
+    assert requests.page(BOB, 10) == History(with_user="Bob", before=10, limit=50)
+    assert requests.page(DEV, 10) == History(room="dev", before=10, limit=50)
+    assert requests.names(GENERAL) == Names() and requests.names(BOB) == Names()
+    assert requests.names(DEV) == Names("dev")
 
 
 def test_unread_counts_and_marks_follow_what_is_seen() -> None:

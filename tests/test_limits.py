@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageResponse
+from common.requests import Ping, SendMessage
 from gui.client import Client
 from gui.events import ClientEvent, Disconnected
 from server import handler as handler_module
@@ -360,8 +361,8 @@ def test_the_client_hides_pongs_from_the_app(make_server: MakeServer) -> None:
     try:
         client.login("quiet")
         wait_for(lambda: server.room.names() == ["quiet"], what="the login")
-        client.send_payload(MessageParser.request("ping"))
-        client.send_message("after the ping")
+        client.send_payload(Ping())
+        client.send_payload(SendMessage("after the ping"))
         wait_for(lambda: any(isinstance(e, MessageResponse) for e in events), what="the echo")
         assert not any(isinstance(e, InfoResponse) and e.event == "pong" for e in events)
     finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from common.protocol import MessageResponse
+from common.requests import SendMessage
 from gui.client import Client
 from gui.events import Connected, ConnectFailed, Disconnected
 from gui.trust import KnownHosts, TLSOptions, host_key
@@ -70,7 +71,7 @@ def test_first_use_pins_then_same_cert_is_accepted_and_two_tls_clients_chat(
     assert again.fingerprint == pair.fingerprint
     alice.login("alice")
     bob.login("bob")
-    bob.send_message("hello over TLS")
+    bob.send_payload(SendMessage("hello over TLS"))
     for events in (alice_events, bob_events):
         message = events.next(MessageResponse)
         while message.message.text != "hello over TLS":
@@ -144,7 +145,7 @@ def test_ca_signed_certificate_is_verified_with_the_ca_file(
     assert connected.tls is not None and connected.tls.trust == "ca"
     assert not known.path.exists(), "a verified certificate needs no pin"
     client.login("carol")
-    client.send_message("verified")
+    client.send_payload(SendMessage("verified"))
     while events.next(MessageResponse).message.text != "verified":
         pass
 
