@@ -27,18 +27,8 @@ from enum import Enum
 from typing import Any, Final
 
 from common.decoder import DecodeError, StreamDecoder
-from common.protocol import (
-    MAX_OBJECT_BYTES,
-    ErrorResponse,
-    InfoResponse,
-    MessageParser,
-    MessageResponse,
-    Response,
-    ResponseType,
-    history_item,
-)
+from common.protocol import MAX_OBJECT_BYTES, MessageParser, Response, encode_response
 from common.requests import Login, Request, read_request, request_object
-from common.timestamps import format_timestamp
 
 
 class _NeedData(Enum):
@@ -47,56 +37,6 @@ class _NeedData(Enum):
 
 NEED_DATA: Final = _NeedData.NEED_DATA
 """``next_event`` has nothing complete: call ``receive_data`` with more bytes first."""
-
-
-def response_object(response: Response) -> dict[str, Any]:
-    """The wire object for a response (extension keys only where they have a value)."""
-    if isinstance(response, MessageResponse):
-        return response.message.to_response()
-    extra: dict[str, Any] = {}
-    content: Any
-    if isinstance(response, ErrorResponse):
-        kind, content = ResponseType.ERROR, response.text
-        _put(extra, code=response.code, field=response.field)
-    elif isinstance(response, InfoResponse):
-        kind, content = ResponseType.INFO, response.text
-        _put(
-            extra,
-            event=response.event,
-            user=response.user,
-            users=None if response.users is None else list(response.users),
-            room=response.room,
-            rooms=None
-            if response.rooms is None
-            else MessageParser.rooms_list(list(response.rooms)),
-        )
-    else:
-        kind = ResponseType.HISTORY
-        if response.text is not None and not response.messages:
-            content = response.text
-        else:
-            content = [history_item(m) for m in response.messages]
-        _put(
-            extra,
-            room=response.room,
-            before=response.before,
-            more=response.more,
-            search=response.search,
-        )
-        if response.with_user is not None:
-            extra["with"] = response.with_user
-    obj: dict[str, Any] = {
-        "timestamp": format_timestamp(response.timestamp),
-        "sender": "server",
-        "response": kind.value,
-        "content": content,
-    }
-    obj.update(extra)
-    return obj
-
-
-def _put(extra: dict[str, Any], **values: Any) -> None:
-    extra.update((k, v) for k, v in values.items() if v is not None)
 
 
 class ServerConnection:
@@ -124,7 +64,8 @@ class ServerConnection:
         self.user = None
 
     def send(self, response: Response) -> bytes:
-        return MessageParser.encode(response_object(response))
+        """The bytes of ``response`` (``common.protocol.encode_response``)."""
+        return encode_response(response)
 
 
 class ClientConnection:

@@ -12,7 +12,8 @@ import ast
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any, ClassVar
@@ -172,6 +173,127 @@ def history_item(message: Message) -> str:
     return json.dumps(message.to_response())
 
 
+# ---------------------------------------------------------------- responses to bytes
+# The server's one way to put a response on the wire: ``ServerConnection.send`` for one
+# connection, ``encode_response`` for an object encoded once and shared by a room's members.
+# The key order is the wire's since the first version (tests/test_response_bytes.py pins it
+# byte for byte against the dict builders it replaced): classic KTN programs read these bytes.
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    return (json.dumps(payload, separators=(", ", ": ")) + "\n").encode("ascii")
+
+
+def encode_response(response: Response, *, room_last: bool = False) -> bytes:
+    """The bytes of one response: ``response_object`` encoded (``MessageParser.encode``)."""
+    return _dumps(response_object(response, room_last=room_last))
+
+
+def response_object(response: Response, *, room_last: bool = False) -> dict[str, Any]:
+    """The wire object of a response; an extension key only where it has a value.
+
+    Key order: an ``info`` names its ``"room"`` right after its ``"event"`` (``joined``,
+    ``parted``, a room's ``join``/``leave``), and last when it has no event (``names`` of a
+    room).  ``room_last`` puts it last after an event too: the cluster's join/leave events have
+    always been sent that way (server/cluster.py), and their bytes are kept as they were.
+    """
+    if isinstance(response, MessageResponse):
+        return response.message.to_response()
+    if isinstance(response, ErrorResponse):
+        obj = _envelope(response.timestamp, ResponseType.ERROR, response.text)
+        if response.code is not None:
+            obj["code"] = response.code
+        if response.field is not None:
+            obj["field"] = response.field
+        return obj
+    if isinstance(response, InfoResponse):
+        return _info_object(response, room_last)
+    if response.text is not None and not response.messages:
+        content: Any = response.text
+    else:
+        content = [history_item(m) for m in response.messages]
+    return _history_object(response, content)
+
+
+def _envelope(moment: datetime, kind: ResponseType, content: Any) -> dict[str, Any]:
+    return {
+        "timestamp": format_timestamp(moment),
+        "sender": SERVER_SENDER,
+        "response": kind.value,
+        "content": content,
+    }
+
+
+def _info_object(info: InfoResponse, room_last: bool) -> dict[str, Any]:
+    obj = _envelope(info.timestamp, ResponseType.INFO, info.text)
+    room_early = info.event is not None and not room_last
+    if info.event is not None:
+        obj["event"] = info.event
+    if room_early and info.room is not None:
+        obj["room"] = info.room
+    if info.user is not None:
+        obj["user"] = info.user
+    if info.users is not None:
+        obj["users"] = list(info.users)
+    if info.rooms is not None:
+        obj["rooms"] = [{"name": r.name, "users": r.users} for r in info.rooms]
+    if not room_early and info.room is not None:
+        obj["room"] = info.room
+    return obj
+
+
+def _history_object(history: HistoryResponse, content: Any) -> dict[str, Any]:
+    """A ``history`` object; a page answer (``more`` set) always carries ``"before"``, null
+    for the newest page."""
+    obj = _envelope(history.timestamp, ResponseType.HISTORY, content)
+    if history.search is not None:
+        obj["search"] = history.search
+    if history.room is not None:
+        obj["room"] = history.room
+    if history.with_user is not None:
+        obj["with"] = history.with_user
+    if history.before is not None or history.more is not None:
+        obj["before"] = history.before
+    if history.more is not None:
+        obj["more"] = history.more
+    return obj
+
+
+def history_within(messages: Sequence[Message], max_bytes: int) -> HistoryResponse:
+    """The ``history`` answer holding as many of the newest ``messages`` as fit in
+    ``max_bytes`` encoded (a caller adding keys keeps room for them below its limit)."""
+    answer = HistoryResponse(tuple(messages))
+    items = [history_item(m) for m in answer.messages]
+    size = len(_dumps(_history_object(answer, items)))
+    dropped = 0
+    while size > max_bytes and dropped < len(items):
+        # Each item costs its JSON-escaped text plus ", " between items.
+        size -= len(json.dumps(items[dropped])) + (2 if dropped < len(items) - 1 else 0)
+        dropped += 1
+    return replace(answer, messages=answer.messages[dropped:]) if dropped else answer
+
+
+def history_chunks(messages: Sequence[Message], max_bytes: int) -> list[HistoryResponse]:
+    """The history as several ``history`` answers, oldest first, each at most ``max_bytes``
+    encoded (newline included); a message too long for that goes alone.
+
+    For classic KTN programs, which decode each ``recv(1024)`` as one object
+    (PROTOCOL.md, Classic clients).  No messages: one empty ``history``."""
+    moment = now_utc()
+    empty = len(_dumps(_history_object(HistoryResponse((), timestamp=moment), [])))
+    groups: list[list[Message]] = []
+    size = max_bytes  # the size of the last group encoded; starts "full"
+    for message in messages:
+        cost = len(json.dumps(history_item(message)))  # the item as a JSON string in the list
+        if groups and size + 2 + cost <= max_bytes:
+            groups[-1].append(message)
+            size += 2 + cost  # ", " before it
+        else:
+            groups.append([message])
+            size = empty + cost
+    return [HistoryResponse(tuple(group), timestamp=moment) for group in groups or [[]]]
+
+
 class MessageParser:
     """Encode requests and responses; parse any KTN server's responses into ``Response`` values."""
 
@@ -179,85 +301,13 @@ class MessageParser:
     @staticmethod
     def encode(payload: dict[str, Any]) -> bytes:
         """One object on the wire: compact ASCII JSON and a newline (safe for every KTN client)."""
-        return (json.dumps(payload, separators=(", ", ": ")) + "\n").encode("ascii")
+        return _dumps(payload)
 
     @staticmethod
     def request(request: str, content: str | None = None, **extra: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {"request": request, "content": content}
         payload.update(extra)
         return payload
-
-    @staticmethod
-    def server_response(
-        response: ResponseType, content: Any, *, moment: datetime | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "timestamp": format_timestamp(moment or now_utc()),
-            "sender": SERVER_SENDER,
-            "response": response.value,
-            "content": content,
-        }
-        payload.update(extra)
-        return payload
-
-    @classmethod
-    def error(cls, code: str, text: str, **extra: Any) -> dict[str, Any]:
-        return cls.server_response(ResponseType.ERROR, text, code=code, **extra)
-
-    @classmethod
-    def info(cls, text: str, **extra: Any) -> dict[str, Any]:
-        return cls.server_response(ResponseType.INFO, text, **extra)
-
-    @classmethod
-    def history(cls, messages: list[Message], **extra: Any) -> dict[str, Any]:
-        """A ``history`` response: each item the JSON *text* of a ``message`` object; ``extra``
-        keys (``room``, ``before``, ``more``, ``search``, ``with``) for the extensions."""
-        items = [history_item(m) for m in messages]
-        return cls.server_response(ResponseType.HISTORY, items, **extra)
-
-    @staticmethod
-    def rooms_list(rooms: list[RoomInfo]) -> list[dict[str, Any]]:
-        """The ``rooms`` key of a ``rooms`` answer."""
-        return [{"name": r.name, "users": r.users} for r in rooms]
-
-    @classmethod
-    def history_within(cls, messages: list[Message], max_bytes: int) -> dict[str, Any]:
-        """The ``history`` response holding as many of the newest messages as fit in max_bytes."""
-        items = [history_item(m) for m in messages]
-        payload = cls.server_response(ResponseType.HISTORY, items)
-        size = len(cls.encode(payload))
-        dropped = 0
-        while size > max_bytes and dropped < len(items):
-            # Each item costs its JSON-escaped text plus ", " between items.
-            size -= len(json.dumps(items[dropped])) + (2 if dropped < len(items) - 1 else 0)
-            dropped += 1
-        payload["content"] = items[dropped:]
-        return payload
-
-    @classmethod
-    def history_chunks(cls, messages: list[Message], max_bytes: int) -> list[dict[str, Any]]:
-        """The history as several ``history`` responses, oldest first, each at most
-        ``max_bytes`` encoded (newline included); a message too long for that goes alone.
-
-        For classic KTN programs, which decode each ``recv(1024)`` as one object
-        (PROTOCOL.md, Classic clients).  No messages: one empty ``history``."""
-        moment = now_utc()
-        empty = len(cls.encode(cls.server_response(ResponseType.HISTORY, [], moment=moment)))
-        groups: list[list[str]] = []
-        size = max_bytes  # the size of the last group encoded; starts "full"
-        for message in messages:
-            item = history_item(message)
-            cost = len(json.dumps(item))  # the item as a JSON string inside the list
-            if groups and size + 2 + cost <= max_bytes:
-                groups[-1].append(item)
-                size += 2 + cost  # ", " before it
-            else:
-                groups.append([item])
-                size = empty + cost
-        return [
-            cls.server_response(ResponseType.HISTORY, items, moment=moment)
-            for items in groups or [[]]
-        ]
 
     # ------------------------------------------------------------------ parsing
     @classmethod

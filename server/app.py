@@ -26,7 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from common.protocol import ErrorCode, Event, MessageParser
+from common.protocol import ErrorCode, ErrorResponse, Event, InfoResponse, encode_response
 from server.accounts import Accounts, AccountStore, LoginGuard
 from server.config import ServerConfig
 from server.dbfile import private_db
@@ -213,7 +213,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             return  # TLS port: no handshake yet, so nothing to say; it is just closed
         try:
             request.setblocking(False)
-            request.send(MessageParser.encode(MessageParser.error(code, text)))
+            request.send(encode_response(ErrorResponse(text, code)))
             # A request already sent (a login right after connect) left unread would make the
             # close a reset, which can destroy the error before the peer reads it.
             request.shutdown(socket.SHUT_WR)
@@ -335,9 +335,7 @@ class ChatServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             handlers = list(self._handlers)
         if handlers:
             log.info("telling %d connection(s) that the server is shutting down", len(handlers))
-        notice = MessageParser.encode(
-            MessageParser.info("The server is shutting down.", event=Event.SHUTDOWN)
-        )
+        notice = encode_response(InfoResponse("The server is shutting down.", event=Event.SHUTDOWN))
         for handler in handlers:
             handler.deliver(notice)
         deadline = time.monotonic() + self.config.shutdown_flush_seconds

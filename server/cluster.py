@@ -67,7 +67,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.message import GENERAL_ROOM, Message
-from common.protocol import MAX_PAGE, ErrorCode, Event, MessageParser, RoomInfo
+from common.protocol import (
+    MAX_PAGE,
+    ErrorCode,
+    ErrorResponse,
+    Event,
+    InfoResponse,
+    MessageResponse,
+    RoomInfo,
+    encode_response,
+)
 from server import redis_scripts
 from server.room import MAX_ROOMS_LISTED, NameTaken, Refused, member_key, require_proven
 from server.room import Member as RoomMember
@@ -532,12 +541,6 @@ class ClusterRoom:
         with self._lock:
             return len(self._users)
 
-    def broadcast_info(self, text: str, **extra: object) -> None:
-        data = MessageParser.encode(MessageParser.info(text, **extra))
-        with self._lock:
-            for login in self._users.values():
-                login.member.deliver(data)
-
     def _new_stream(self, room: str, key: str) -> _Stream:
         stream = _Stream(room, key, recent=deque(maxlen=self.history_size))
         self._streams[key] = stream
@@ -763,11 +766,11 @@ class ClusterRoom:
         """Tell each sender its message was not stored (``unavailable``)."""
         if not drafts:
             return
-        error = MessageParser.encode(
-            MessageParser.error(
-                ErrorCode.UNAVAILABLE,
+        error = encode_response(
+            ErrorResponse(
                 "the chat store is unavailable: your message was not stored; "
                 "send it again later (with the same nonce)",
+                ErrorCode.UNAVAILABLE,
             )
         )
         with self._cond:
@@ -887,7 +890,6 @@ class ClusterRoom:
         name = fields.get("u", "")
         key = name.lower()
         general = stream is self._general
-        extra: dict[str, Any] = {} if general else {"room": stream.room}
         where = "the chat" if general else stream.room
         if fields.get("k") == "j":
             stream.members[key] = name
@@ -899,8 +901,11 @@ class ClusterRoom:
             if general:
                 self._classic.discard(key)
             text, event = f"{name} left {where}", Event.LEAVE
-        info = MessageParser.info(text, moment=_moment(fields), event=event, user=name, **extra)
-        parts.append(MessageParser.encode(info))
+        info = InfoResponse(
+            text, _moment(fields), event, user=name, room=None if general else stream.room
+        )
+        # "room" after "user": the order cluster nodes have always sent (common/protocol.py).
+        parts.append(encode_response(info, room_last=True))
         if fields.get("k") != "j":
             return None
         joining = self._joining.pop((stream.key, fields.get("o", "")), None)
@@ -999,7 +1004,7 @@ def _message(stream: _Stream, entry_id: str, fields: dict[str, str]) -> Message:
 
 
 def _encode(message: Message) -> bytes:
-    return MessageParser.encode(message.to_response())
+    return encode_response(MessageResponse(message))
 
 
 def _redacted(url: str) -> str:

@@ -23,6 +23,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from common.connection import NEED_DATA, ServerConnection
@@ -39,9 +40,15 @@ from common.protocol import (
     RESERVED_NAMES,
     AuthField,
     ErrorCode,
+    ErrorResponse,
     Event,
-    MessageParser,
+    HistoryResponse,
+    InfoResponse,
+    Response,
+    history_chunks,
+    history_within,
     is_valid_username,
+    response_object,
     room_name,
 )
 from common.requests import (
@@ -203,11 +210,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
             while (item := conn.next_event()) is not NEED_DATA:
                 if isinstance(item, DecodeError):
                     if item.fatal:
-                        self.send(MessageParser.error(item.code, item.text))
+                        self._error(item.code, item.text)
                         log.warning("%s: %s; closing", self.who, clean(item.text))
                         return
                     if self._within_address_limit():
-                        self.send(MessageParser.error(item.code, item.text))
+                        self._error(item.code, item.text)
                     continue
                 self.parse_request(item)
                 if not self.is_open():
@@ -230,7 +237,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
 
     def _close_with(self, code: str, text: str, summary: str) -> None:
         """Tell the client why, log it (summarised: a flood of these is one line per window)."""
-        self.send(MessageParser.error(code, text))
+        self._error(code, text)
         self.server.warnings.note(summary, logging.INFO, "%s: %s", self.who, summary)
 
     def is_open(self) -> bool:
@@ -243,17 +250,17 @@ class ClientHandler(socketserver.BaseRequestHandler):
         self._closing.set()
         self.outbox.kick()
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, response: Response) -> None:
         """Queue one response for this client, after the echoes of messages it sent before
         (the room stores and broadcasts those on its writer thread; see ``LocalRoom.settle``).
 
         Answers that amplify (40 bytes asked, 37 KB of ``names`` or 64 KB of history answered)
         cost the address a token per KiB, into debt: its next requests wait for it."""
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s <- %s", self.who, clean(payload))
+            log.debug("%s <- %s", self.who, clean(response_object(response)))
         if self._name is not None:
             self.server.room.settle(self)
-        data = MessageParser.encode(payload)
+        data = self.conn.send(response)
         if len(data) >= _ANSWER_BYTES_PER_TOKEN:
             self.server.limits.charge(self.address, len(data) // _ANSWER_BYTES_PER_TOKEN)
         self._put(data)
@@ -303,36 +310,35 @@ class ClientHandler(socketserver.BaseRequestHandler):
         # writer, which needs that lock; see the lock order in server/room.py).
         name = self._name
         self._answer(
-            MessageParser.info(
-                f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=users
+            InfoResponse(
+                f"Login successful. Welcome, {name}! Online: {in_words(users)}", users=tuple(users)
             )
         )
         if not self.classic:
-            self._answer(MessageParser.history_within(history, MAX_OBJECT_BYTES))
+            self._answer(history_within(history, MAX_OBJECT_BYTES))
             return
         # A classic program reads the history with recv(1024) after a moment: small objects,
         # paced like everything else it gets (PROTOCOL.md, Classic clients).
         self.outbox.pause(CLASSIC_HISTORY_DELAY)
-        for chunk in MessageParser.history_chunks(history, CLASSIC_HISTORY_BYTES):
-            self._put(MessageParser.encode(chunk))
+        for chunk in history_chunks(history, CLASSIC_HISTORY_BYTES):
+            self._put(self.conn.send(chunk))
 
     def joined(self, room: str, users: list[str], history: list[Message]) -> None:
         # Under the room's lock, like ``welcome``.
         self._answer(
-            MessageParser.info(
+            InfoResponse(
                 f"You joined {room}. Members: {in_words(users)}",
                 event=Event.JOINED,
                 room=room,
-                users=users,
+                users=tuple(users),
             )
         )
-        answer = MessageParser.history_within(history, MAX_OBJECT_BYTES - _KEYS_ROOM)
-        answer["room"] = room
-        self._answer(answer)
+        answer = history_within(history, MAX_OBJECT_BYTES - _KEYS_ROOM)
+        self._answer(replace(answer, room=room))
 
-    def _answer(self, payload: dict[str, Any]) -> None:
+    def _answer(self, response: Response) -> None:
         """Queue a response now, without waiting for this client's queued posts."""
-        self._put(MessageParser.encode(payload))
+        self._put(self.conn.send(response))
 
     # ------------------------------------------------------------- requests
     def parse_request(self, request: Request) -> None:
@@ -474,7 +480,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         else:
             log.info("password changed for %s (%s)", name, self.peer)
             text = f"The password of {name} is changed."
-        self.send(MessageParser.info(text))
+        self.send(InfoResponse(text))
 
     def parse_logout(self, request: Logout) -> None:
         name = self._name
@@ -483,7 +489,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self.conn.logged_out()
             self.server.room.leave(name, self)
             log.info("logout %s (%s)", name, self.peer)
-        self.send(MessageParser.info(f"Goodbye{', ' + name if name else ''}. Logged out."))
+        self.send(InfoResponse(f"Goodbye{', ' + name if name else ''}. Logged out."))
         self._open = False
 
     def parse_message(self, request: SendMessage) -> None:
@@ -549,10 +555,10 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(refused.code, refused.text)
             return
         if room == GENERAL_ROOM:
-            self.send(MessageParser.info(f"Users in the chat: {in_words(users)}", users=users))
+            self.send(InfoResponse(f"Users in the chat: {in_words(users)}", users=tuple(users)))
         else:
             self.send(
-                MessageParser.info(f"Users in {room}: {in_words(users)}", users=users, room=room)
+                InfoResponse(f"Users in {room}: {in_words(users)}", users=tuple(users), room=room)
             )
 
     def parse_join(self, request: Join) -> None:
@@ -579,7 +585,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
         except Refused as refused:
             self._error(refused.code, refused.text)
             return
-        self.send(MessageParser.info(f"You left {room}.", event=Event.PARTED, room=room))
+        self.send(InfoResponse(f"You left {room}.", event=Event.PARTED, room=room))
 
     def parse_rooms(self, request: Rooms) -> None:
         if not self._logged_in():
@@ -591,11 +597,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             return
         shown = [f"{r.name} ({r.users})" for r in rooms[:NAMES_IN_WORDS]]
         more = f" and {len(rooms) - NAMES_IN_WORDS} more" if len(rooms) > NAMES_IN_WORDS else ""
-        self.send(
-            MessageParser.info(
-                f"Rooms: {', '.join(shown)}{more}", rooms=MessageParser.rooms_list(rooms)
-            )
-        )
+        self.send(InfoResponse(f"Rooms: {', '.join(shown)}{more}", rooms=tuple(rooms)))
 
     def parse_history(self, request: History) -> None:
         if not self._logged_in():
@@ -619,19 +621,17 @@ class ClientHandler(socketserver.BaseRequestHandler):
                     self._error(ErrorCode.BAD_REQUEST, 'bad request: "with" must be a username')
                     return
                 messages, more = self.server.room.direct_page(self, other, before, limit)
-                keys: dict[str, Any] = {"with": other}
+                room = None
             else:
                 room = self._room_of(request.room)
                 if room is None:
                     return
                 messages, more = self.server.room.page(self, room, before, limit)
-                keys = {"room": room}
         except Refused as refused:
             self._error(refused.code, refused.text)
             return
         answer, cut = _fitting(messages)
-        answer.update(keys, before=before, more=more or cut)
-        self.send(answer)
+        self.send(replace(answer, room=room, with_user=other, before=before, more=more or cut))
 
     def parse_search(self, request: Search) -> None:
         if not self._logged_in():
@@ -663,10 +663,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             self._error(refused.code, refused.text)
             return
         answer, _ = _fitting(found)
-        answer["search"] = content
-        if room is not None:
-            answer["room"] = room
-        self.send(answer)
+        self.send(replace(answer, search=content, room=room))
 
     def _logged_in(self) -> bool:
         """True when logged in; else answer ``not_logged_in``."""
@@ -701,11 +698,11 @@ class ClientHandler(socketserver.BaseRequestHandler):
         return min(int(limit), most)
 
     def parse_help(self, request: Help) -> None:
-        self.send(MessageParser.info(HELP_TEXT))
+        self.send(InfoResponse(HELP_TEXT))
 
     def parse_ping(self, request: Ping) -> None:
         """Liveness, allowed before login: a TkChat client sends it when the line is quiet."""
-        self.send(MessageParser.info("", event=Event.PONG))
+        self.send(InfoResponse("", event=Event.PONG))
 
     def _auth_failed(self, field: AuthField, name: str) -> None:
         """A wrong or missing password: answered late (``LoginGuard``), or with
@@ -720,7 +717,7 @@ class ClientHandler(socketserver.BaseRequestHandler):
             text = "this server needs a password: wrong or missing server password"
         else:
             text = f"the name {name} is registered: wrong or missing password"
-        self._error(ErrorCode.AUTH_FAILED, text, field=field.value)
+        self._error(ErrorCode.AUTH_FAILED, text, field)
 
     def _too_many_attempts(self) -> None:
         self._error(
@@ -762,8 +759,8 @@ class ClientHandler(socketserver.BaseRequestHandler):
         )
         return False
 
-    def _error(self, code: str, text: str, **extra: Any) -> None:
-        self.send(MessageParser.error(code, text, **extra))
+    def _error(self, code: str, text: str, field: AuthField | None = None) -> None:
+        self.send(ErrorResponse(text, code, field=None if field is None else field.value))
 
     # One method per request type; mypy checks each takes its own type.
     _REQUESTS: ClassVar[dict[type[Any], Callable[[ClientHandler, Any], None]]] = {
@@ -787,13 +784,11 @@ _KEYS_PAGE = 256  # the same for "room"/"with", "before", "more", "search"
 MAX_SEARCH_CHARS = 200  # the words of one search
 
 
-def _fitting(messages: list[Message]) -> tuple[dict[str, Any], bool]:
+def _fitting(messages: list[Message]) -> tuple[HistoryResponse, bool]:
     """A ``history`` answer with the newest of ``messages`` that fit in one object (each may
     be 4,000 escaped characters), and whether older ones had to be left out."""
-    answer = MessageParser.history_within(
-        messages, MAX_OBJECT_BYTES - _KEYS_PAGE - MAX_SEARCH_CHARS * 6
-    )
-    return answer, len(answer["content"]) < len(messages)
+    answer = history_within(messages, MAX_OBJECT_BYTES - _KEYS_PAGE - MAX_SEARCH_CHARS * 6)
+    return answer, len(answer.messages) < len(messages)
 
 
 def _is_unicode(text: str) -> bool:

@@ -71,9 +71,12 @@ from common.message import GENERAL_ROOM, Message
 from common.protocol import (
     MAX_PAGE,
     ErrorCode,
+    ErrorResponse,
     Event,
-    MessageParser,
+    InfoResponse,
+    MessageResponse,
     RoomInfo,
+    encode_response,
 )
 from common.timestamps import now_utc
 from server.history import HistoryStore, SearchUnavailable
@@ -243,8 +246,8 @@ class LocalRoom:
             self._epoch += 1
             self._rooms[GENERAL_ROOM][key] = _Seat(member, self._epoch, _last_id(recent))
             member.welcome(self._sorted_names(GENERAL_ROOM), list(recent))
-            event = MessageParser.encode(
-                MessageParser.info(f"{name} joined the chat", event=Event.JOIN, user=name)
+            event = encode_response(
+                InfoResponse(f"{name} joined the chat", event=Event.JOIN, user=name)
             )
             # Queued under the lock, so the notices of one name stay in join/leave order.
             self._enqueue(_Notice(event, self._epoch, GENERAL_ROOM), None)
@@ -262,8 +265,8 @@ class LocalRoom:
                 self._remove_seat(room, key)
                 self._epoch += 1
                 if room == GENERAL_ROOM:
-                    info = MessageParser.info(f"{name} left the chat", event=Event.LEAVE, user=name)
-                    self._enqueue(_Notice(MessageParser.encode(info), self._epoch, room, key), None)
+                    info = InfoResponse(f"{name} left the chat", event=Event.LEAVE, user=name)
+                    self._enqueue(_Notice(encode_response(info), self._epoch, room, key), None)
                 else:
                     self._enqueue(self._leave_notice(name, room), None)
 
@@ -310,10 +313,8 @@ class LocalRoom:
                 rooms.add(room)
             member.joined(room, self._sorted_names(room), list(recent))
             if fresh:
-                info = MessageParser.info(
-                    f"{name} joined {room}", event=Event.JOIN, room=room, user=name
-                )
-                self._enqueue(_Notice(MessageParser.encode(info), self._epoch, room), None)
+                info = InfoResponse(f"{name} joined {room}", event=Event.JOIN, room=room, user=name)
+                self._enqueue(_Notice(encode_response(info), self._epoch, room), None)
 
     def part(self, room: str, member: Member) -> None:
         """Take ``member`` out of ``room`` and tell the others.  ``general`` cannot be left
@@ -455,8 +456,8 @@ class LocalRoom:
             self._recent.pop(room, None)
 
     def _leave_notice(self, name: str, room: str) -> _Notice:
-        info = MessageParser.info(f"{name} left {room}", event=Event.LEAVE, room=room, user=name)
-        return _Notice(MessageParser.encode(info), self._epoch, room)
+        info = InfoResponse(f"{name} left {room}", event=Event.LEAVE, room=room, user=name)
+        return _Notice(encode_response(info), self._epoch, room)
 
     def _wait_locked(self, done: object, timeout: float) -> bool:
         """Wait on ``_cond`` (held) until ``done()`` or the writer has stopped."""
@@ -615,11 +616,11 @@ class LocalRoom:
         private: list[tuple[Member, bytes]] = []
         refusal = b""
         if failed:
-            refusal = MessageParser.encode(
-                MessageParser.error(
-                    ErrorCode.UNAVAILABLE,
+            refusal = encode_response(
+                ErrorResponse(
                     "the history store cannot take messages now; this one was not stored"
                     " (resend it later)",
+                    ErrorCode.UNAVAILABLE,
                 )
             )
         for index, item in enumerate(batch):
@@ -823,7 +824,7 @@ def _last_id(recent: deque[Message]) -> int:
 
 
 def _encode(message: Message) -> bytes:
-    return MessageParser.encode(message.to_response())
+    return encode_response(MessageResponse(message))
 
 
 def _batch_size(queue: list[_Draft | _Notice]) -> int:

@@ -18,7 +18,7 @@ import logging
 import ssl
 import time
 
-from common.protocol import ErrorCode, MessageParser
+from common.protocol import ErrorCode, ErrorResponse, encode_response
 from common.tls import TLS_RECORD_TYPE_HANDSHAKE, TLSEngine
 from server.inbound import Inbound
 from server.outbox import Outbox
@@ -140,11 +140,11 @@ class ServerTLS:
     def _refuse_plaintext(self) -> None:
         log.info("%s: plaintext on the TLS port (not a TLS client); closing", self.label)
         self._outbox.put(
-            MessageParser.encode(
-                MessageParser.error(
-                    ErrorCode.BAD_REQUEST,
+            encode_response(
+                ErrorResponse(
                     "this port speaks TLS only: connect with TLS, or ask the server's owner "
                     "for its plaintext port",
+                    ErrorCode.BAD_REQUEST,
                 )
             )
         )

@@ -25,6 +25,7 @@ from common.protocol import (
     MessageResponse,
     Response,
     RoomInfo,
+    encode_response,
 )
 from common.requests import (
     Help,
@@ -134,6 +135,21 @@ def test_requests_survive_any_split(sent: list[Request], cuts: list[int]) -> Non
 def test_responses_survive_any_split(sent: list[Response], cuts: list[int]) -> None:
     client, server = ClientConnection(), ServerConnection()
     data = b"".join(server.send(r) for r in sent)
+    got: list[object] = []
+    for piece in _cut(data, cuts):
+        client.receive_data(piece)
+        while (event := client.next_event()) is not NEED_DATA:
+            got.append(event)
+    assert got == sent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(responses, min_size=1, max_size=5), st.lists(st.integers(0, 10_000), max_size=8))
+def test_broadcast_encodings_survive_any_split(sent: list[Response], cuts: list[int]) -> None:
+    """What a room encodes once for all its members (``encode_response``, with the cluster's
+    key order too) reads back the same as ``ServerConnection.send``."""
+    client = ClientConnection()
+    data = b"".join(encode_response(r, room_last=i % 2 == 1) for i, r in enumerate(sent))
     got: list[object] = []
     for piece in _cut(data, cuts):
         client.receive_data(piece)

@@ -24,7 +24,12 @@ from typing import Any
 
 import pytest
 
-from common.protocol import ErrorCode, InfoResponse, MessageParser, MessageResponse
+from common.protocol import (
+    ErrorCode,
+    InfoResponse,
+    MessageResponse,
+    encode_response,
+)
 from common.requests import Ping, SendMessage
 from gui.client import Client
 from gui.events import ClientEvent, Disconnected
@@ -285,7 +290,7 @@ def test_big_answers_cost_a_token_per_kib(
             assert got["code"] == ErrorCode.RATE_LIMITED
             break
         served += 1
-    size = len(MessageParser.encode(MessageParser.info(handler_module.HELP_TEXT)))
+    size = len(encode_response(InfoResponse(handler_module.HELP_TEXT)))
     cost = 1 + size // 100  # the request's token, then one per whole 100 bytes of answer
     tokens, expected = 20, 0
     while tokens >= 1:

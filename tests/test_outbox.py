@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from common.message import Message
-from common.protocol import MessageParser
+from common.protocol import InfoResponse, encode_response, history_chunks
 from common.timestamps import now_utc
 from server.app import ChatServer
 from server.handler import HELP_TEXT
@@ -127,7 +127,7 @@ def test_non_readers_asking_for_answers_stay_under_the_global_cap(
     cap = 2 * 1024 * 1024
     # address_rate=0: the flood of requests is the point here (per-address limits: test_limits)
     server = make_server(rate_limit=0, address_rate=0, max_total_queue_bytes=cap)
-    help_bytes = len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
+    help_bytes = len(encode_response(InfoResponse(HELP_TEXT)))
     asks = 1_000_000 // help_bytes  # each: ~1 MB of answers, most of it past the kernel's share
     sloths: list[socket.socket] = []
     with Bystanders(server.port) as chat:
@@ -206,7 +206,7 @@ def test_a_silent_non_reader_delays_nobody_in_a_room_chatting_at_50_per_second(
     sloth.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sloth.connect(("127.0.0.1", server.port))
     sloth.sendall(b'{"request": "login", "content": "sloth", "client": "t/1"}\n')
-    asks = 900_000 // len(MessageParser.encode(MessageParser.info(HELP_TEXT)))
+    asks = 900_000 // len(encode_response(InfoResponse(HELP_TEXT)))
     sloth.sendall(b'{"request": "help"}\n' * asks)  # ~900 KB (< 1 MiB) it never reads
     wait_for(
         lambda: any(h.outbox.blocked for h in list(server._handlers)),
@@ -299,16 +299,17 @@ def test_classic_history_chunks_are_at_most_1_kib_and_cover_everything() -> None
     messages = [
         Message("m" * n, "bob", now_utc(), number) for number, n in enumerate(lengths, start=1)
     ]
-    chunks = MessageParser.history_chunks(messages, 1024)
+    chunks = history_chunks(messages, 1024)
     items: list[str] = []
     for chunk in chunks:
-        size = len(MessageParser.encode(chunk))
-        assert size <= 1024 or len(chunk["content"]) == 1  # too long: alone
-        items += chunk["content"]
+        data = encode_response(chunk)
+        content = json.loads(data)["content"]
+        assert len(data) <= 1024 or len(content) == 1  # too long: alone
+        items += content
     assert [json.loads(i)["id"] for i in items] == list(range(1, len(lengths) + 1))
     assert len(chunks) < len(lengths)  # the short ones share objects
-    empty = MessageParser.history_chunks([], 1024)
-    assert len(empty) == 1 and empty[0]["content"] == []
+    empty = history_chunks([], 1024)
+    assert len(empty) == 1 and json.loads(encode_response(empty[0]))["content"] == []
 
 
 def test_put_on_an_idle_outbox_sends_at_once_and_queues_only_the_rest() -> None:

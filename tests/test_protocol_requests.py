@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from common.protocol import MessageParser
+from common.protocol import InfoResponse, encode_response
 from server.app import ChatServer
 from server.config import ServerConfig
 from server.handler import NAMES_IN_WORDS, in_words
@@ -343,7 +343,7 @@ def test_names_in_a_crowd_stay_within_the_object_limit(connect: Connect) -> None
     assert info["content"].endswith(f"and {60 - NAMES_IN_WORDS} more (60 in all)")
     crowd = sorted(f"{i:04d}" + "x" * 28 for i in range(ServerConfig().max_connections))
     for text in (f"Users in the chat: {in_words(crowd)}", f"Online: {in_words(crowd)}"):
-        assert len(MessageParser.encode(MessageParser.info(text, users=crowd))) <= 64 * 1024
+        assert len(encode_response(InfoResponse(text, users=tuple(crowd)))) <= 64 * 1024
 
 
 def test_names_before_login_is_not_logged_in(connect: Connect) -> None:
