@@ -75,9 +75,22 @@ class Person:
         )
 
     # -------------------------------------------------------------- acting
-    def type_into(self, widget: tk.Misc, text: str, clear: bool = True) -> None:
+    def focus(self, widget: tk.Misc) -> None:
+        """Give ``widget`` the keyboard focus and wait (2 s at most) until Tk says it has it.
+
+        A generated KeyPress goes to the window with the focus, and ``focus_force`` is only a
+        request to the X server: on a loaded machine the keys of a test typed at once went to
+        the previous window (bob's host field stayed empty), so wait for the answer."""
+        deadline = time.monotonic() + 2.0
         widget.focus_force()
         self.root.update()
+        while widget.focus_get() is not widget and time.monotonic() < deadline:
+            time.sleep(0.01)
+            widget.focus_force()
+            self.root.update()
+
+    def type_into(self, widget: tk.Misc, text: str, clear: bool = True) -> None:
+        self.focus(widget)
         if clear:
             if isinstance(widget, tk.Text):
                 widget.delete("1.0", "end")
@@ -92,8 +105,7 @@ class Person:
         self.root.update()
 
     def press(self, widget: tk.Misc, keysym: str) -> None:
-        widget.focus_force()
-        self.root.update()
+        self.focus(widget)
         widget.event_generate("<KeyPress>", keysym=keysym)
         self.root.update()
 
