@@ -215,6 +215,9 @@ class LocalRoom:
         self._stopping = False
         self._stopped = False
         self._lingering = False  # the writer is holding a batch of notices back for more
+        # A batch is being stored and broadcast, by the writer thread or (``_enqueue``) by the
+        # thread that posted it: one at a time, so ids and deliveries keep the queue's order.
+        self._writing = False
         self._writer = threading.Thread(target=self._run, name="tkchat-history", daemon=True)
 
     # ------------------------------------------------------------- lifecycle
@@ -492,16 +495,48 @@ class LocalRoom:
                         return
                     count = self._pending.get(member, 0)
                 self._pending[member] = count + 1
-            self._queue.append(item)
-            if len(self._queue) == 1 or (self._lingering and member is not None):
-                self._cond.notify_all()
+            # A quiet room: nothing queued and nobody writing, so the poster's own thread
+            # stores and broadcasts its message, as the writer would have.  It saves a hand-over
+            # to the writer thread (a wake-up, and the message's objects moving to the cache
+            # of another core), which was most of a quiet message's cost (bench/SERVER.md).
+            inline = member is not None and not self._queue and not self._writing
+            if inline:
+                self._writing = True
+            else:
+                self._queue.append(item)
+                if len(self._queue) == 1 or (self._lingering and member is not None):
+                    self._cond.notify_all()
+        if inline:
+            self._write_batch([item])
+
+    def _write_batch(self, batch: list[_Draft | _Notice]) -> None:
+        """Store and broadcast ``batch`` (``_writing`` is set), then let the next one go."""
+        try:
+            self._write(batch)
+        except Exception:
+            log.exception("history writer: a batch of %d was not stored", len(batch))
+        try:
+            if self._throttle is not None:
+                self._throttle()
+        finally:
+            with self._cond:
+                for item in batch:
+                    if isinstance(item, _Draft):
+                        left = self._pending[item.member] - 1
+                        if left:
+                            self._pending[item.member] = left
+                        else:
+                            del self._pending[item.member]
+                self._writing = False
+                if self._waiters or self._queue or self._stopping:
+                    self._cond.notify_all()
 
     # ---------------------------------------------------------- writer thread
     def _run(self) -> None:
         try:
             while True:
                 with self._cond:
-                    while not self._queue and not self._stopping:
+                    while self._writing or (not self._queue and not self._stopping):
                         self._cond.wait()
                     if not self._queue:
                         return
@@ -514,22 +549,8 @@ class LocalRoom:
                     size = _batch_size(self._queue)
                     batch = self._queue[:size]
                     del self._queue[:size]
-                try:
-                    self._write(batch)
-                except Exception:
-                    log.exception("history writer: a batch of %d was not stored", len(batch))
-                if self._throttle is not None:
-                    self._throttle()
-                with self._cond:
-                    for item in batch:
-                        if isinstance(item, _Draft):
-                            left = self._pending[item.member] - 1
-                            if left:
-                                self._pending[item.member] = left
-                            else:
-                                del self._pending[item.member]
-                    if self._waiters:
-                        self._cond.notify_all()
+                    self._writing = True
+                self._write_batch(batch)
         finally:
             with self._cond:
                 self._stopped = True
