@@ -7,7 +7,7 @@ threads at once, which OpenSSL does not allow for one connection.  Here the sock
 plain socket: ``ssl.SSLObject`` works on two ``MemoryBIO`` buffers, every call into it holds one
 lock, and the ciphertext it makes is handed, still under that lock, to a ``sink`` (the server's
 outbox), so TLS records reach the wire in the order they were made.  (The client has one thread
-per connection, so it simply uses an ``SSLSocket``: ``gui/trust.py``.)
+per connection, so it simply uses an ``SSLSocket``: ``gui/net/trust.py``.)
 
 No sockets here: the caller moves bytes (``handshake``/``decrypt`` take what was received,
 ``send`` and the sink carry what is to be sent).  ``fingerprint`` is the SHA-256 both ends show.

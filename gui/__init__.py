@@ -1,1 +1,2 @@
-"""The TkChat client: network core (``gui.client``), Tk app (``python -m gui``), terminal client."""
+"""The TkChat client: the network core (``gui.net``), the Tk app (``python -m gui``) and the
+terminal client (``gui.terminal``)."""

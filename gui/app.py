@@ -31,6 +31,7 @@ from gui.host import Host
 from gui.hosting import HostConfig
 from gui.icon import set_window_icon
 from gui.menus import build_menus, colour_menus
+from gui.net.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 from gui.pending import Pending
 from gui.pump import EventPump
 from gui.question import Question
@@ -39,7 +40,6 @@ from gui.retry import Backoff
 from gui.session import Session, State
 from gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, Settings
 from gui.status_line import StatusLine
-from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from tkinter import font as tkfont
 from tkinter import ttk
 
 from gui import theme
-from gui.conversation_requests import Conversation
 from gui.conversations import ConversationModel
 from gui.display import tk_safe
+from gui.net.conversation_requests import Conversation
 
 MENTION_MARK = "●"
 

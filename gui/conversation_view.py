@@ -30,13 +30,13 @@ from common.protocol import (
     room_name,
 )
 from common.requests import Join, Part, Rooms, Search
-from gui import conversation_requests as requests
 from gui.commands import Command
 from gui.conversation_list import ConversationList
-from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.conversations import ConversationModel, SavedConversations
-from gui.events import ClientEvent
 from gui.message_pane import MessagePane
+from gui.net import conversation_requests as requests
+from gui.net.conversation_requests import GENERAL, Conversation, conversation_of
+from gui.net.events import ClientEvent
 from gui.search_box import SearchBox
 from gui.switcher import Switcher
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common.message import GENERAL_ROOM
-from gui.conversation_requests import GENERAL, Conversation
+from gui.net.conversation_requests import GENERAL, Conversation
 
 log = logging.getLogger(__name__)
 

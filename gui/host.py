@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from gui.connect_view import ConnectView
 from gui.hosting import HostConfig, HostedServer
-from gui.trust import TLSOptions
+from gui.net.trust import TLSOptions
 from server.config import default_db_path
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common.message import Message
-from gui.conversation_requests import GENERAL, Conversation
+from gui.net.conversation_requests import GENERAL, Conversation
 
 SEEN_KEYS = 5000  # messages without ids remembered for de-duplication
 

@@ -10,8 +10,8 @@ from tkinter import ttk
 
 from common.message import Message
 from gui.chat_view import ChatView
-from gui.conversation_requests import conversation_of
 from gui.display import local_clock, tk_safe
+from gui.net.conversation_requests import conversation_of
 
 RESULT_ROWS = 5
 SHORT_WINDOW = 560  # pixels: below this height the results show 2 rows at a time

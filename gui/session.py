@@ -42,13 +42,13 @@ from common.protocol import (
     MessageResponse,
 )
 from common.requests import Help, Names, Register, Request
-from gui import conversation_requests
-from gui.client import Client
-from gui.conversation_requests import GENERAL, Conversation
-from gui.events import ClientEvent, Connected, Disconnected
+from gui.net import conversation_requests
+from gui.net.client import Client
+from gui.net.conversation_requests import GENERAL, Conversation
+from gui.net.events import ClientEvent, Connected, Disconnected
+from gui.net.trust import TLSOptions
 from gui.pending import Pending, PendingMessages, SeenMessages
 from gui.retry import RATE_LIMIT_RETRY_SECONDS, Backoff, Retry
-from gui.trust import TLSOptions
 
 log = logging.getLogger(__name__)
 

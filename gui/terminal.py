@@ -42,13 +42,13 @@ from common.protocol import (
     room_name,
 )
 from common.requests import Help, Join, Part, Register, Rooms, Search
-from gui import conversation_requests as requests
-from gui.client import Client
-from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.display import indented, local_clock, one_line, terminal_safe
-from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.net import conversation_requests as requests
+from gui.net.client import Client
+from gui.net.conversation_requests import GENERAL, Conversation, conversation_of
+from gui.net.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.net.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 from gui.settings import default_config_dir
-from gui.trust import KNOWN_HOSTS_FILE, KnownHosts, TLSOptions
 
 COMMANDS = ("login", "msg", "names", "help", "logout", "register")
 SLASH_COMMANDS = {

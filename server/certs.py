@@ -2,7 +2,7 @@
 
 "Host a chat" calls ``ensure_self_signed`` on first use and keeps the pair in the user data
 folder (the key readable by its owner only); clients trust it on first use and pin its
-SHA-256 fingerprint (``gui/trust.py``), which the host shows so people can compare it.
+SHA-256 fingerprint (``gui/net/trust.py``), which the host shows so people can compare it.
 The ``cryptography`` package makes the key and certificate.
 """
 

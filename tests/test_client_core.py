@@ -1,4 +1,4 @@
-"""The client's network core (``gui.client.Client``) against other KTN servers.
+"""The client's network core (``gui.net.client.Client``) against other KTN servers.
 
 Each test starts a ``FakeKTN`` (a real socket server replaying answers recorded from the kinds
 of server PROTOCOL.md lists) and drives a real ``Client`` at it.  The client must show what it
@@ -31,8 +31,8 @@ from common.protocol import (
     MessageResponse,
 )
 from common.requests import Help, Names, SendMessage
-from gui.client import Client
-from gui.events import ClientEvent, Connected, ConnectFailed, Disconnected
+from gui.net.client import Client
+from gui.net.events import ClientEvent, Connected, ConnectFailed, Disconnected
 from gui.terminal import TerminalSession, format_event
 from server.app import ChatServer
 from tests.conftest import ServerProcess, wait_for

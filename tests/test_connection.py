@@ -195,7 +195,7 @@ def test_login_state_and_tkchat_peer() -> None:
 
 
 # The requests the clients send, as the seed built them with ``MessageParser.request`` (in
-# ``gui/client.py`` and ``gui/conversation_requests.py``), beside their typed form.  A classic
+# ``gui/client.py`` and ``gui/conversation_requests.py`` then), beside their typed form.  A classic
 # KTN server reads exactly these bytes, so the typed encoding must not move one of them (not
 # even the order of keys).
 _SEED_REQUESTS: list[tuple[dict[str, Any], Request]] = [

@@ -1,5 +1,5 @@
 """The Tk client's conversations as plain data (``gui.conversations``), the requests that act
-on them (``gui.conversation_requests``) and the Ctrl+K matching (``gui.switcher.matches``)."""
+on them (``gui.net.conversation_requests``) and the Ctrl+K matching (``gui.switcher.matches``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 
 from common.message import Message
 from common.requests import History, Names, SendMessage
-from gui import conversation_requests as requests
-from gui.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.conversations import ConversationModel, SavedConversations
 from gui.display import terminal_safe
+from gui.net import conversation_requests as requests
+from gui.net.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.switcher import matches
 
 DEV = Conversation.room("Dev")

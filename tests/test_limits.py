@@ -31,8 +31,8 @@ from common.protocol import (
     encode_response,
 )
 from common.requests import Ping, SendMessage
-from gui.client import Client
-from gui.events import ClientEvent, Disconnected
+from gui.net.client import Client
+from gui.net.events import ClientEvent, Disconnected
 from server import handler as handler_module
 from server.app import ChatServer
 from server.config import ServerConfig

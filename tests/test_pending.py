@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from common.message import Message
-from gui.conversation_requests import Conversation
+from gui.net.conversation_requests import Conversation
 from gui.pending import Pending, PendingMessages, SeenMessages
 
 WHEN = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -21,8 +21,8 @@ import pytest
 from common.message import Message
 from common.protocol import ErrorResponse, InfoResponse
 from common.timestamps import now_utc
-from gui.client import Client
-from gui.events import ClientEvent
+from gui.net.client import Client
+from gui.net.events import ClientEvent
 from gui.terminal import TerminalSession, format_event, format_message
 from server.app import ChatServer
 from server.history import HistoryStore

@@ -1,4 +1,4 @@
-"""The clients' side of TLS (gui/trust.py, gui/client.py): CA-signed certificates verified,
+"""The clients' side of TLS (gui/net/trust.py, gui/net/client.py): CA-signed certificates verified,
 self-signed ones trusted on first use and pinned per host and port, a changed one refused.
 Real servers on 127.0.0.1 with certificates the tests make."""
 
@@ -12,9 +12,9 @@ import pytest
 
 from common.protocol import MessageResponse
 from common.requests import SendMessage
-from gui.client import Client
-from gui.events import Connected, ConnectFailed, Disconnected
-from gui.trust import KnownHosts, TLSOptions, host_key
+from gui.net.client import Client
+from gui.net.events import Connected, ConnectFailed, Disconnected
+from gui.net.trust import KnownHosts, TLSOptions, host_key
 from server.app import ChatServer
 from tests.conftest import wait_for
 from tests.test_client_core import Events

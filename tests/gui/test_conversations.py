@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common.message import Message
 from common.timestamps import now_utc
-from gui.conversation_requests import GENERAL, Conversation
+from gui.net.conversation_requests import GENERAL, Conversation
 from gui.session import State
 from server.app import ChatServer
 from server.history import HistoryStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.protocol import Response
-from gui.trust import TLSPeer
+from gui.net.trust import TLSPeer
 
 
 @dataclass(frozen=True, slots=True)
