@@ -62,10 +62,3 @@ class Message:
         if self.to is not None:
             obj["to"] = self.to
         return obj
-
-    @classmethod
-    def from_response(cls, obj: dict[str, Any]) -> Message:
-        """Read a ``message`` response leniently (see ``MessageParser.parse_message``)."""
-        from common.protocol import MessageParser  # noqa: PLC0415 - avoids an import cycle
-
-        return MessageParser.message_from_object(obj)

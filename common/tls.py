@@ -99,11 +99,6 @@ class TLSEngine:
         info = self._ssl.cipher()
         return info[0] if info else ""
 
-    def peer_certificate(self) -> bytes | None:
-        """The peer's certificate (DER), once the handshake is done."""
-        with self._lock:
-            return self._ssl.getpeercert(binary_form=True)
-
     # ----------------------------------------------------------------- data
     def send(self, data: bytes) -> bool:
         """Encrypt ``data`` and hand it to the sink; False (nothing sent) before the handshake

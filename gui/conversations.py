@@ -73,9 +73,6 @@ class ConversationModel:
         state = self.states.get(Conversation.room(room))
         return state is not None and state.joined
 
-    def total_unread(self) -> int:
-        return sum(s.unread for s in self.states.values())
-
     # --------------------------------------------------------------- changes
     def reset(self, me: str) -> None:
         """A new login (another server or name): only ``general``."""

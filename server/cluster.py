@@ -536,11 +536,6 @@ class ClusterRoom:
         with self._lock:
             return name.lower() in self._users
 
-    def member_count(self) -> int:
-        """Members on this node."""
-        with self._lock:
-            return len(self._users)
-
     def _new_stream(self, room: str, key: str) -> _Stream:
         stream = _Stream(room, key, recent=deque(maxlen=self.history_size))
         self._streams[key] = stream

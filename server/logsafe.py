@@ -24,7 +24,6 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
 CLIENT_CHARS = 64  # the login's "client" string
-NAME_CHARS = 40  # request names, room names and the like
 PREVIEW_CHARS = 200  # request and response previews at DEBUG
 
 # Characters that change what a terminal or a reader sees besides printing a glyph.

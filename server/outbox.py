@@ -299,10 +299,6 @@ class Sender(threading.Thread):
         self._total = 0  # bytes queued on every outbox
         self.peak_total = 0  # the most ``_total`` has been (tests, bench)
 
-    @property
-    def total_bytes(self) -> int:
-        return self._total
-
     def open(self, sock: socket.socket, *, label: str, limit: int) -> Outbox:
         """An outbox for ``sock``, which becomes non-blocking for good (see the module doc)."""
         sock.setblocking(False)
