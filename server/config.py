@@ -42,7 +42,7 @@ class ServerConfig:
     login_rate: float | None = None  # logins per second, after a burst
     login_burst: int | None = None
     # Sockets that never log in are closed after this long (they hold a connection slot).
-    login_timeout: float = 10.0
+    login_timeout: float = 30.0  # PROTOCOL.md: "seconds to log in after connect (30)"
     # A TkChat client (it sent "client") pings after 60 s of quiet; one silent this long is
     # gone (its network vanished) and frees its name.  Classic clients never time out.
     idle_timeout: float = 300.0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from server.__main__ import build_parser, config_from_args
 from server.app import ChatServer
 from server.config import ServerConfig
 from tests.conftest import ROOT, ServerProcess, wait_for
@@ -357,6 +358,14 @@ def test_help_explains_every_flag() -> None:
         "--log-level",
     ):
         assert flag in out, flag
+
+
+def test_the_defaults_are_the_contracts() -> None:
+    """PROTOCOL.md, Server duties: 1,000 connections, 30 s to log in, the last 100 messages,
+    port 9998.  A KTN program that takes 20 s to send its login is within the contract."""
+    config = config_from_args(build_parser().parse_args([]))
+    assert (config.max_connections, config.login_timeout) == (1000, 30.0)
+    assert (config.history_size, config.port) == (100, 9998)
 
 
 def test_log_says_where_it_listens_and_who_comes_and_goes(
