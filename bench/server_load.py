@@ -15,6 +15,7 @@ Loads (all through ``../shared/bench/chatload.py``):
 
 Run:  .venv/bin/python bench/server_load.py            (about two minutes)
       .venv/bin/python bench/server_load.py --repeat 3 (medians of three)
+      .venv/bin/python bench/server_load.py --only quiet100 --repeat 5 [--history-in-memory]
 """
 
 from __future__ import annotations
@@ -85,13 +86,14 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15
 
 
 @contextlib.contextmanager
-def running(kind: str, workdir: Path) -> Iterator[tuple[int, int]]:
-    """Start one fresh server process; yield (pid, port); stop it (by its pid) afterwards."""
+def running(kind: str, workdir: Path, *, memory: bool = False) -> Iterator[tuple[int, int]]:
+    """Start one fresh server process; yield (pid, port); stop it (by its pid) afterwards.
+    ``memory``: TkChat keeps its history in ``:memory:`` (no file, so no commit to disk)."""
     port = free_port()
     if kind == "tkchat":
-        db = workdir / f"bench-{port}.sqlite3"
+        db = ":memory:" if memory else str(workdir / f"bench-{port}.sqlite3")
         cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--db", str(db), "--rate-limit", "0", "--log-level", "WARNING"]
+        cmd += ["--db", db, "--rate-limit", "0", "--log-level", "WARNING"]
         # Every simulated user comes from 127.0.0.1: the per-address limits would cap them.
         cmd += ["--max-per-address", "0", "--address-rate", "0", "--login-rate", "0"]
     else:
@@ -158,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
     parser.add_argument("--only", default="", help="comma-separated load keys to run")
     parser.add_argument("--json", default="", help="also write every raw result to this file")
+    parser.add_argument(
+        "--history-in-memory",
+        action="store_true",
+        help="TkChat keeps its history in :memory: instead of a file: what the commit to disk "
+        "costs, against a run without this flag",
+    )
     args = parser.parse_args(argv)
     for needed in (CHATLOAD, FLOOR):
         if not needed.exists():
@@ -182,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                     )
                     t0 = time.monotonic()
-                    with running(kind, Path(tmp)) as (pid, port):
+                    with running(kind, Path(tmp), memory=args.history_in_memory) as (pid, port):
                         res = chatload(load, port, pid)
                     res["server"], res["load"] = kind, load.key
                     raw.append(res)
