@@ -15,6 +15,11 @@ from gui.display import tk_safe
 from gui.net.conversation_requests import Conversation
 
 MENTION_MARK = "●"
+# The column widens to its widest row (a long name with its count and mark) up to MAX_WIDTH
+# pixels or 30 % of the window; a name that still does not fit is shortened with "…".
+MIN_WIDTH = 112
+MAX_WIDTH = 280
+ROW_INDENT = 40  # the tree's indicator space (26 px) before the text, and a margin after it
 
 
 class ConversationList(ttk.Frame):
@@ -29,7 +34,7 @@ class ConversationList(ttk.Frame):
         self.header = ttk.Label(self, text="Conversations", style="Heading.TLabel")
         self.header.pack(side="top", anchor="w", padx=(4, 0), pady=(0, 6))
         self.tree = ttk.Treeview(self, show="tree", selectmode="browse", height=8)
-        self.tree.column("#0", width=112, stretch=True)
+        self.tree.column("#0", width=MIN_WIDTH, stretch=True)
         self.tree.pack(side="top", fill="both", expand=True)
         self.bold_font = tkfont.Font(font=text_font)
         self.bold_font.configure(weight="bold")
@@ -49,10 +54,13 @@ class ConversationList(ttk.Frame):
         self.tree.tag_configure("heading", foreground=p.muted)
 
     @staticmethod
-    def row_text(conversation: Conversation, unread: int, mention: bool) -> str:
-        """``# dev  3 ●``: the name, the unread count, and the mark."""
+    def row_text(
+        conversation: Conversation, unread: int, mention: bool, name: str | None = None
+    ) -> str:
+        """``# dev  3 ●``: the name (or ``name``, a shortened one), the unread count, and the
+        mark."""
         sign = "@" if conversation.direct else "#"
-        text = f"{sign} {tk_safe(conversation.name)}"
+        text = f"{sign} {tk_safe(conversation.name) if name is None else name}"
         if unread:
             text += f"  {unread if unread < 1000 else '999+'}"
         if mention:
@@ -67,15 +75,20 @@ class ConversationList(ttk.Frame):
             self.rows.clear()
             people = model.people() if model.extended else []
             rooms = model.rooms() if model.extended else model.rooms()[:1]
-            for conversation in [*rooms, *people]:
+            entries = [(c, model.state(c)) for c in [*rooms, *people]]
+            widest = max(
+                (self.bold_font.measure(self.row_text(c, s.unread, s.mention)) for c, s in entries),
+                default=0,
+            )
+            budget = self._fit(widest)
+            for conversation, state in entries:
                 if conversation is (people[0] if people else None):
                     self.tree.insert("", "end", text="People", tags=("heading",))
-                state = model.state(conversation)
                 kind = "mention" if state.mention else "unread" if state.unread else "plain"
                 item = self.tree.insert(
                     "",
                     "end",
-                    text=self.row_text(conversation, state.unread, state.mention),
+                    text=self._fitted(conversation, state.unread, state.mention, budget),
                     tags=(kind,),
                 )
                 self.rows[item] = conversation
@@ -85,6 +98,38 @@ class ConversationList(ttk.Frame):
                     self.tree.see(item)
         finally:
             self._refreshing = False
+
+    def _fit(self, widest: int) -> int:
+        """Widen the column and its pane (never narrow them) towards the widest row, at most
+        to 30 % of the window (the messages keep the room); return the width a row's text
+        has.  "@ bob  1 ●" once lost its mark behind the list's edge."""
+        panes = self.master
+        mapped = panes.winfo_ismapped()
+        room = panes.winfo_width() * 3 // 10 if mapped else MAX_WIDTH
+        wanted = min(MAX_WIDTH, room, widest + ROW_INDENT)
+        if wanted > int(self.tree.column("#0", "width")):
+            self.tree.column("#0", width=wanted)
+        if not mapped:
+            return int(self.tree.column("#0", "width")) - ROW_INDENT
+        # A paned window sizes a pane by its request once, when it is added (ConversationView
+        # adds this one first): move the sash.  (``sashpos`` is untyped in typeshed.)
+        if isinstance(panes, ttk.Panedwindow):
+            self.update_idletasks()
+            need = min(self.winfo_reqwidth(), max(room, MIN_WIDTH))
+            if int(panes.tk.call(panes, "sashpos", 0)) < need:
+                panes.tk.call(panes, "sashpos", 0, need)
+                self.update_idletasks()
+        return self.tree.winfo_width() - ROW_INDENT
+
+    def _fitted(self, conversation: Conversation, unread: int, mention: bool, budget: int) -> str:
+        """The row's text, its name shortened with "…" until it fits ``budget`` pixels: the
+        count and the mark always show (the whole name is in the header and Ctrl+K)."""
+        text = self.row_text(conversation, unread, mention)
+        name = tk_safe(conversation.name)
+        while len(name) > 1 and self.bold_font.measure(text) > budget:
+            name = name[:-1]
+            text = self.row_text(conversation, unread, mention, name + "…")
+        return text
 
     def texts(self) -> list[str]:
         """The rows as shown (tests read this)."""

@@ -430,3 +430,39 @@ def test_page_up_in_the_input_scrolls_the_open_conversation(
         assert general.yview() == general_before, "the hidden one did not move"
     finally:
         bob.close()
+
+
+def test_a_long_name_keeps_its_count_and_mark_in_view(
+    root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
+) -> None:
+    """The list widens to its widest row up to 30 % of the window, and a name longer than
+    that is shortened with "…": "@ bob  1 ●" once lost its mark behind the list's edge, and a
+    longer name its count too."""
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "alice online", (alice,))
+    listing = alice.app.conversations.list
+    longest = "Q" * 32  # the longest name there is, in the widest letter
+    senders = [WireClient(server.port), WireClient(server.port)]
+    try:
+        for sender, name in zip(senders, ("Bartholomew3rd", longest), strict=True):
+            sender.login(name)
+            for i in range(12):
+                sender.send("msg", f"note {i}", to="alice")
+        wait_until(
+            root,
+            lambda: "@ Bartholomew3rd  12 ●" in _rows(alice) and len(_rows(alice)) == 4,
+            f"two people with twelve marked messages each (rows: {listing.texts()})",
+            (alice,),
+        )
+        root.update()
+        shown = listing.tree.winfo_width()
+        assert shown <= alice.top.winfo_width() * 3 // 10 + 10  # the messages keep the room
+        for row in _rows(alice):
+            assert listing.bold_font.measure(row) + 26 <= shown, (row, shown)
+        cut = _rows(alice)[-1]
+        assert cut.startswith("@ QQQ") and cut.endswith("…  12 ●"), cut
+        screenshot(alice.top, OUTPUT / "conversations-long-names.png")
+    finally:
+        for sender in senders:
+            sender.close()
