@@ -276,7 +276,10 @@ class TerminalSession:
             return True
         word, _, rest = text.strip().partition(" ")
         command = word.lower()
-        if command in ("names", "help", "logout", "register") and rest.strip() and self.logged_in:
+        # Once logged in, or once a login is on its way (lines typed or piped right after
+        # ``login NAME`` are meant for the chat; the server answers them in order).
+        talking = self.logged_in or self._login_pending
+        if command in ("names", "help", "logout", "register") and rest.strip() and talking:
             command = ""  # a sentence that starts with a command word
         if command.startswith("/") and not command.startswith("//"):
             return self._slash(command, rest.strip(), word)
@@ -294,7 +297,7 @@ class TerminalSession:
             return False
         elif command == "register":
             self._register()
-        elif self.logged_in:
+        elif talking:
             self._send(self.current, text[1:] if text.startswith("//") else text)
         else:
             self.say(f"! unknown command {word!r}: use {', '.join(COMMANDS)}")

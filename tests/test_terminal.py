@@ -168,6 +168,25 @@ def test_terminal_before_login_explains_and_shows_errors(
     assert term.end() == 0  # end of input before login: just leaves
 
 
+def test_text_right_after_login_is_a_message_not_a_command(
+    server: ChatServer, terminals: Callable[[int], Terminal]
+) -> None:
+    """``printf 'login carol\\nhello\\n' | python -m gui.terminal``: the second line came
+    before the server's welcome, and was refused as an unknown command."""
+    bob = WireClient(server.port)
+    try:
+        bob.login("bob")
+        carol = terminals(server.port)
+        carol.wait_line(r"^\* connected to 127\.0\.0\.1:\d+")
+        # One write, as a pipe or a paste delivers it: read before the welcome comes.
+        carol.type("login carol\nhello right away\nhelp me read this")
+        for text in ("hello right away", "help me read this"):
+            assert bob.expect("message", sender="carol")["content"] == text
+        assert not [line for line in carol.lines if "unknown command" in line], carol.lines
+    finally:
+        bob.close()
+
+
 def test_two_terminals_chat_and_a_late_third_sees_the_history(
     server_process: Callable[..., ServerProcess],
     terminals: Callable[[int], Terminal],
