@@ -9,6 +9,9 @@ from tkinter import ttk
 from gui import theme
 from gui.display import tk_safe
 
+SHORT_NAME = 10  # names this short always fit: not measured (a room may have 1,000 names)
+FIT_MARGIN = 1  # pixels the listbox keeps on either side of an item
+
 
 class UserList(ttk.Frame):
     def __init__(self, master: tk.Misc, text_font: tkfont.Font) -> None:
@@ -32,6 +35,9 @@ class UserList(ttk.Frame):
             exportselection=False,
         )
         self.listbox.pack(side="top", fill="both", expand=True)
+        self.font = text_font
+        self._width = 0  # the list's width when the names were last fitted to it
+        self.listbox.bind("<Configure>", self._resized, add=True)
         self.names: list[str] = []
         self._own = ""
         self._online = True
@@ -62,12 +68,28 @@ class UserList(ttk.Frame):
         self.names = list(names)
         self._refresh()
 
+    def _resized(self, event: tk.Event[tk.Listbox]) -> None:
+        if int(event.width) != self._width:
+            self._refresh()
+
+    def _fitted(self, name: str, suffix: str) -> str:
+        """The name (and ``suffix``), shortened with "…" to the list's width: a 32-letter name
+        was cut off mid-letter, and "(you)" with it."""
+        text = tk_safe(name)
+        budget = self._width - 2 * FIT_MARGIN
+        if len(text) <= SHORT_NAME or budget <= 0 or self.font.measure(text + suffix) <= budget:
+            return text + suffix
+        while len(text) > 1 and self.font.measure(text + "…" + suffix) > budget:
+            text = text[:-1]
+        return text + "…" + suffix
+
     def _refresh(self) -> None:
         p = theme.palette(self)
+        self._width = self.listbox.winfo_width() if self.listbox.winfo_ismapped() else 0
         self.listbox.delete(0, "end")
         for index, name in enumerate(self.names):
             own = name.lower() == self._own.lower()
-            self.listbox.insert("end", tk_safe(name) + ("  (you)" if own else ""))
+            self.listbox.insert("end", self._fitted(name, "  (you)" if own else ""))
             colour = p.nicks[theme.nick_index(name, p)] if self._online else p.muted
             self.listbox.itemconfigure(index, foreground=p.own if own and self._online else colour)
         self.header.configure(

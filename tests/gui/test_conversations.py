@@ -462,6 +462,11 @@ def test_a_long_name_keeps_its_count_and_mark_in_view(
             assert listing.bold_font.measure(row) + 26 <= shown, (row, shown)
         cut = _rows(alice)[-1]
         assert cut.startswith("@ QQQ") and cut.endswith("…  12 ●"), cut
+        users = alice.app.chat_view.users  # the list of who is online shortens it too
+        items = [str(users.listbox.get(i)) for i in range(users.listbox.size())]
+        assert items[-1].startswith("QQQ") and items[-1].endswith("…"), items
+        for item in items:
+            assert users.font.measure(item) <= users.listbox.winfo_width(), (item, items)
         screenshot(alice.top, OUTPUT / "conversations-long-names.png")
     finally:
         for sender in senders:
