@@ -181,7 +181,9 @@ def history_item(message: Message) -> str:
 
 
 def _dumps(payload: dict[str, Any]) -> bytes:
-    return (json.dumps(payload, separators=(", ", ": ")) + "\n").encode("ascii")
+    # The default separators are the wire's (", " and ": "); naming them would make json
+    # build a new encoder for every response.
+    return (json.dumps(payload) + "\n").encode("ascii")
 
 
 def encode_response(response: Response, *, room_last: bool = False) -> bytes:
