@@ -42,6 +42,7 @@ class ConversationList(ttk.Frame):
         self.rows: dict[str, Conversation] = {}  # tree item id -> conversation
         self._refreshing = False
         self._current_item = ""
+        self._sash_due = False  # the column was widened: the pane's sash has yet to follow
         self.tree.bind("<<TreeviewSelect>>", self._selected, add=True)
         self.bind("<<ThemeChanged>>", lambda _e: self._colour(), add=True)
         self._colour()
@@ -109,11 +110,14 @@ class ConversationList(ttk.Frame):
         wanted = min(MAX_WIDTH, room, widest + ROW_INDENT)
         if wanted > int(self.tree.column("#0", "width")):
             self.tree.column("#0", width=wanted)
+            self._sash_due = True
         if not mapped:
             return int(self.tree.column("#0", "width")) - ROW_INDENT
         # A paned window sizes a pane by its request once, when it is added (ConversationView
-        # adds this one first): move the sash.  (``sashpos`` is untyped in typeshed.)
-        if isinstance(panes, ttk.Panedwindow):
+        # adds this one first): move the sash, once per widening (a busy room redraws this
+        # list every moment).  (``sashpos`` is untyped in typeshed.)
+        if self._sash_due and isinstance(panes, ttk.Panedwindow):
+            self._sash_due = False
             self.update_idletasks()
             need = min(self.winfo_reqwidth(), max(room, MIN_WIDTH))
             if int(panes.tk.call(panes, "sashpos", 0)) < need:
