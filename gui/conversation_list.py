@@ -42,7 +42,7 @@ class ConversationList(ttk.Frame):
         self.rows: dict[str, Conversation] = {}  # tree item id -> conversation
         self._refreshing = False
         self._current_item = ""
-        self._sash_due = False  # the column was widened: the pane's sash has yet to follow
+        self._widened_to = 0  # the widest the list was made to fit a row (pixels)
         self.tree.bind("<<TreeviewSelect>>", self._selected, add=True)
         self.bind("<<ThemeChanged>>", lambda _e: self._colour(), add=True)
         self._colour()
@@ -101,29 +101,28 @@ class ConversationList(ttk.Frame):
             self._refreshing = False
 
     def _fit(self, widest: int) -> int:
-        """Widen the column and its pane (never narrow them) towards the widest row, at most
-        to 30 % of the window (the messages keep the room); return the width a row's text
-        has.  "@ bob  1 ●" once lost its mark behind the list's edge."""
+        """Widen the list (never narrow it) towards the widest row, at most to 30 % of the
+        window (the messages keep the room); return the width a row's text has.  "@ bob  1 ●"
+        once lost its mark behind the list's edge."""
         panes = self.master
-        mapped = panes.winfo_ismapped()
-        room = panes.winfo_width() * 3 // 10 if mapped else MAX_WIDTH
-        wanted = min(MAX_WIDTH, room, widest + ROW_INDENT)
-        if wanted > int(self.tree.column("#0", "width")):
-            self.tree.column("#0", width=wanted)
-            self._sash_due = True
-        if not mapped:
-            return int(self.tree.column("#0", "width")) - ROW_INDENT
-        # A paned window sizes a pane by its request once, when it is added (ConversationView
-        # adds this one first): move the sash, once per widening (a busy room redraws this
-        # list every moment).  (``sashpos`` is untyped in typeshed.)
-        if self._sash_due and isinstance(panes, ttk.Panedwindow):
-            self._sash_due = False
+        column = int(self.tree.column("#0", "width"))
+        wanted = min(MAX_WIDTH, widest + ROW_INDENT)
+        if not panes.winfo_ismapped():  # not laid out yet: the column asks for the width
+            if wanted > column:
+                self.tree.column("#0", width=wanted)
+            return max(wanted, column) - ROW_INDENT
+        wanted = min(wanted, panes.winfo_width() * 3 // 10)
+        shown = self.tree.winfo_width()
+        # Laid out, the column stretches to the tree and the pane keeps the width it was
+        # given: move the sash.  Only past the widest width asked for before, so that a
+        # person who narrows the list is not overruled at every redraw (names then shorten).
+        if wanted > shown and wanted > self._widened_to and isinstance(panes, ttk.Panedwindow):
+            self._widened_to = wanted
+            grown = self.winfo_width() + wanted - shown
+            panes.tk.call(panes, "sashpos", 0, grown)  # (``sashpos`` is untyped in typeshed)
             self.update_idletasks()
-            need = min(self.winfo_reqwidth(), max(room, MIN_WIDTH))
-            if int(panes.tk.call(panes, "sashpos", 0)) < need:
-                panes.tk.call(panes, "sashpos", 0, need)
-                self.update_idletasks()
-        return self.tree.winfo_width() - ROW_INDENT
+            shown = self.tree.winfo_width()
+        return (shown if shown > 1 else column) - ROW_INDENT
 
     def _fitted(self, conversation: Conversation, unread: int, mention: bool, budget: int) -> str:
         """The row's text, its name shortened with "…" until it fits ``budget`` pixels: the

@@ -471,3 +471,34 @@ def test_a_long_name_keeps_its_count_and_mark_in_view(
     finally:
         for sender in senders:
             sender.close()
+
+
+def test_a_busy_hidden_room_keeps_its_name_and_count_whole(
+    root: tk.Tk, make_server: Callable[..., ChatServer], person: Callable[[str], Person]
+) -> None:
+    """A thousand messages into a room one is not looking at: the list, redrawn as they come,
+    widens for "999+" rather than shorten the room's name (it once showed "# d…  999+")."""
+    server = make_server(rate_limit=0)
+    alice = person("alice")
+    alice.log_in(server.port)
+    wait_until(root, online(alice), "alice online", (alice,))
+    bob = WireClient(server.port)
+    try:
+        bob.login("bob")
+        bob.send("join", "dev")
+        bob.expect("info", event="joined")
+        alice.app.submit("/join dev")
+        wait_until(root, lambda: alice.app.conversations.current == DEV, "#dev open", (alice,))
+        alice.app.conversations.open(GENERAL)
+        for i in range(1000):
+            bob.send("msg", f"dev line {i}", room="dev")
+        wait_until(
+            root, lambda: "dev line 999" in _pane_of(alice, DEV), "a thousand lines", (alice,)
+        )
+        root.update()
+        listing = alice.app.conversations.list
+        assert _rows(alice) == ["# general", "# dev  999+"]
+        for row in _rows(alice):
+            assert listing.bold_font.measure(row) + 26 <= listing.tree.winfo_width(), row
+    finally:
+        bob.close()
