@@ -126,7 +126,7 @@ class ConversationList(ttk.Frame):
 
     def _fitted(self, conversation: Conversation, unread: int, mention: bool, budget: int) -> str:
         """The row's text, its name shortened with "…" until it fits ``budget`` pixels: the
-        count and the mark always show (the whole name is in the header and Ctrl+K)."""
+        count and the mark always show (the whole name is in the switcher, Ctrl+K)."""
         text = self.row_text(conversation, unread, mention)
         name = tk_safe(conversation.name)
         while len(name) > 1 and self.bold_font.measure(text) > budget:
