@@ -10,8 +10,8 @@ from tkinter import font as tkfont
 from tkinter import ttk
 
 from gui import theme
-from gui.conversations import ConversationModel
-from gui.display import tk_safe
+from gui.conversations import ConversationModel, ConversationState
+from gui.display import elided, tk_safe
 from gui.net.conversation_requests import Conversation
 
 MENTION_MARK = "●"
@@ -76,22 +76,18 @@ class ConversationList(ttk.Frame):
             self.rows.clear()
             people = model.people() if model.extended else []
             rooms = model.rooms() if model.extended else model.rooms()[:1]
-            entries = [(c, model.state(c)) for c in [*rooms, *people]]
-            widest = max(
-                (self.bold_font.measure(self.row_text(c, s.unread, s.mention)) for c, s in entries),
-                default=0,
-            )
-            budget = self._fit(widest)
-            for conversation, state in entries:
+            entries = []
+            for conversation in [*rooms, *people]:
+                state = model.state(conversation)
+                text = self.row_text(conversation, state.unread, state.mention)
+                entries.append((conversation, state, text, self.bold_font.measure(text)))
+            budget = self._fit(max((width for *_, width in entries), default=0))
+            for conversation, state, text, width in entries:
                 if conversation is (people[0] if people else None):
                     self.tree.insert("", "end", text="People", tags=("heading",))
                 kind = "mention" if state.mention else "unread" if state.unread else "plain"
-                item = self.tree.insert(
-                    "",
-                    "end",
-                    text=self._fitted(conversation, state.unread, state.mention, budget),
-                    tags=(kind,),
-                )
+                shown = text if width <= budget else self._shortened(conversation, state, budget)
+                item = self.tree.insert("", "end", text=shown, tags=(kind,))
                 self.rows[item] = conversation
                 if conversation == model.current:
                     self._current_item = item
@@ -124,15 +120,16 @@ class ConversationList(ttk.Frame):
             shown = self.tree.winfo_width()
         return (shown if shown > 1 else column) - ROW_INDENT
 
-    def _fitted(self, conversation: Conversation, unread: int, mention: bool, budget: int) -> str:
-        """The row's text, its name shortened with "…" until it fits ``budget`` pixels: the
-        count and the mark always show (the whole name is in the switcher, Ctrl+K)."""
-        text = self.row_text(conversation, unread, mention)
-        name = tk_safe(conversation.name)
-        while len(name) > 1 and self.bold_font.measure(text) > budget:
-            name = name[:-1]
-            text = self.row_text(conversation, unread, mention, name + "…")
-        return text
+    def _shortened(self, conversation: Conversation, state: ConversationState, budget: int) -> str:
+        """The row with its name shortened with "…" to fit ``budget`` pixels: the count and
+        the mark always show (the whole name is in the switcher, Ctrl+K)."""
+
+        def fits(name: str) -> bool:
+            text = self.row_text(conversation, state.unread, state.mention, name)
+            return self.bold_font.measure(text) <= budget
+
+        name = elided(tk_safe(conversation.name), fits)
+        return self.row_text(conversation, state.unread, state.mention, name)
 
     def texts(self) -> list[str]:
         """The rows as shown (tests read this)."""

@@ -10,6 +10,7 @@ read backwards, zero-width ones hide inside names and links; the terminal shows 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 # C0 and C1 controls and DEL, except newline and tab which are shown as such.
@@ -66,6 +67,18 @@ def tk_safe(text: str, non_bmp: bool = True) -> str:
     if not non_bmp and _NON_BMP.search(text):
         text = _NON_BMP.sub("\ufffd", text)
     return text
+
+
+def elided(name: str, fits: Callable[[str], bool]) -> str:
+    """``name`` if ``fits`` it, else its longest start that fits with "…" after it (at least
+    one character).  ``fits`` is asked of the shown form, so a caller adds what goes around the
+    name (a count, a mark, "(you)") and measures in its own font."""
+    if len(name) <= 1 or fits(name):
+        return name
+    for end in range(len(name) - 1, 1, -1):
+        if fits(name[:end] + "…"):
+            return name[:end] + "…"
+    return name[:1] + "…"
 
 
 def _replace_unsafe(match: re.Match[str]) -> str:

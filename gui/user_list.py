@@ -7,7 +7,7 @@ from tkinter import font as tkfont
 from tkinter import ttk
 
 from gui import theme
-from gui.display import tk_safe
+from gui.display import elided, tk_safe
 
 SHORT_NAME = 10  # names this short always fit: not measured (a room may have 1,000 names)
 FIT_MARGIN = 1  # pixels the listbox keeps on either side of an item
@@ -77,11 +77,9 @@ class UserList(ttk.Frame):
         was cut off mid-letter, and "(you)" with it."""
         text = tk_safe(name)
         budget = self._width - 2 * FIT_MARGIN
-        if len(text) <= SHORT_NAME or budget <= 0 or self.font.measure(text + suffix) <= budget:
+        if len(text) <= SHORT_NAME or budget <= 0:
             return text + suffix
-        while len(text) > 1 and self.font.measure(text + "…" + suffix) > budget:
-            text = text[:-1]
-        return text + "…" + suffix
+        return elided(text, lambda shown: self.font.measure(shown + suffix) <= budget) + suffix
 
     def _refresh(self) -> None:
         p = theme.palette(self)

@@ -4,6 +4,7 @@ on them (``gui.net.conversation_requests``) and the Ctrl+K matching (``gui.switc
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from common.message import Message
 from common.requests import History, Names, SendMessage
 from gui.conversations import ConversationModel, SavedConversations
-from gui.display import terminal_safe
+from gui.display import elided, terminal_safe
 from gui.net import conversation_requests as requests
 from gui.net.conversation_requests import GENERAL, Conversation, conversation_of
 from gui.switcher import matches
@@ -116,3 +117,13 @@ def test_terminal_safe_escapes_invisible_characters() -> None:
         "a<U+202E>b<U+200B>c<U+2066>d<U+FEFF>\\x1b"
     )
     assert terminal_safe("tab\tand é 😀") == "tab\tand é 😀"
+
+
+def test_a_name_is_shortened_to_the_longest_start_that_fits() -> None:
+    def within(width: int) -> Callable[[str], bool]:
+        return lambda shown: len(shown) <= width
+
+    assert elided("alice", within(5)) == "alice"  # fits: as it is
+    assert elided("bartholomew", within(6)) == "barth…"
+    assert elided("bartholomew", within(1)) == "b…"  # never less than one letter
+    assert elided("q", within(0)) == "q"
