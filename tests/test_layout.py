@@ -9,11 +9,9 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import gui.net
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def core_modules() -> list[str]:
@@ -21,12 +19,8 @@ def core_modules() -> list[str]:
     return sorted(found)
 
 
-def test_the_network_core_holds_the_client_its_events_and_trust() -> None:
-    assert {"gui.net.client", "gui.net.events", "gui.net.trust"} <= set(core_modules())
-
-
-def test_neither_the_core_nor_the_terminal_client_imports_tkinter() -> None:
-    modules = [*core_modules(), "gui.terminal"]
+def tk_modules_after_importing(modules: list[str]) -> str:
+    """The tkinter modules a fresh interpreter holds once it has imported ``modules``."""
     script = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -41,18 +35,17 @@ def test_neither_the_core_nor_the_terminal_client_imports_tkinter() -> None:
         timeout=60,
         check=True,
     )
-    assert out.stdout.strip() == "[]", out.stdout
+    return out.stdout.strip()
+
+
+def test_the_network_core_holds_the_client_its_events_and_trust() -> None:
+    assert {"gui.net.client", "gui.net.events", "gui.net.trust"} <= set(core_modules())
+
+
+def test_neither_the_core_nor_the_terminal_client_imports_tkinter() -> None:
+    assert tk_modules_after_importing([*core_modules(), "gui.terminal"]) == "[]"
 
 
 def test_the_tk_app_does_import_tkinter() -> None:
     """The check above can fail: the same probe sees tkinter under the Tk app."""
-    script = "import sys, gui.app\nprint('tkinter' in sys.modules)\n"
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert out.stdout.strip() == "True"
+    assert "'tkinter'" in tk_modules_after_importing(["gui.app"])

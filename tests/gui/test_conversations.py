@@ -404,6 +404,15 @@ def test_messages_kept_over_a_quit_go_to_their_conversation_next_time(
     assert "typed in dev" in _pane_of(again, DEV) and "typed in dev" not in _pane_of(again, GENERAL)
 
 
+def _both_in_dev(root: tk.Tk, alice: Person, bob: WireClient) -> None:
+    """bob (a raw client) logs in and joins #dev; alice joins it and has it open."""
+    bob.login("bob")
+    bob.send("join", "dev")
+    bob.expect("info", event="joined")
+    alice.app.submit("/join dev")
+    wait_until(root, lambda: alice.app.conversations.current == DEV, "#dev open", (alice,))
+
+
 def test_page_up_in_the_input_scrolls_the_open_conversation(
     root: tk.Tk, server: ChatServer, person: Callable[[str], Person]
 ) -> None:
@@ -413,11 +422,7 @@ def test_page_up_in_the_input_scrolls_the_open_conversation(
     wait_until(root, online(alice), "online", (alice,))
     bob = WireClient(server.port)
     try:
-        bob.login("bob")
-        bob.send("join", "dev")
-        bob.expect("info", event="joined")
-        alice.app.submit("/join dev")
-        wait_until(root, lambda: alice.app.conversations.current == DEV, "#dev open", (alice,))
+        _both_in_dev(root, alice, bob)
         for i in range(80):
             bob.send("msg", f"dev line {i}", room="dev")
         wait_until(root, lambda: "dev line 79" in _pane_of(alice, DEV), "80 lines", (alice,))
@@ -484,11 +489,7 @@ def test_a_busy_hidden_room_keeps_its_name_and_count_whole(
     wait_until(root, online(alice), "alice online", (alice,))
     bob = WireClient(server.port)
     try:
-        bob.login("bob")
-        bob.send("join", "dev")
-        bob.expect("info", event="joined")
-        alice.app.submit("/join dev")
-        wait_until(root, lambda: alice.app.conversations.current == DEV, "#dev open", (alice,))
+        _both_in_dev(root, alice, bob)
         alice.app.conversations.open(GENERAL)
         for i in range(1000):
             bob.send("msg", f"dev line {i}", room="dev")
