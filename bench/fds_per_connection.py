@@ -11,37 +11,28 @@ Run:  .venv/bin/python bench/fds_per_connection.py              (500 users, abou
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
 
-from server_proc import start_server
+from server_proc import start_server  # noqa: E402 - a sibling script
+
+from tests.wire import WireClient  # noqa: E402
 
 NO_ADDRESS_LIMITS = ("--max-per-address", "0", "--address-rate", "0", "--login-rate", "0")
 
 
-def welcomed(sock: socket.socket, deadline: float) -> bool:
-    """Whether the first line the server sends this socket is a successful login's ``info``."""
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(65536)
-        except OSError:
-            return False
-        if not chunk:
-            return False
-        data += chunk
-    first = json.loads(data.split(b"\n", 1)[0])
-    return bool(first.get("response") == "info" and "Login successful" in first.get("content", ""))
+def welcomed(client: WireClient) -> bool:
+    """Whether the first answer to the client's login is a successful login's ``info``."""
+    try:
+        first = client.recv(30)
+    except AssertionError:  # nothing in time, or closed
+        return False
+    return first.get("response") == "info" and "Login successful" in str(first.get("content"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,18 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=500)
     args = parser.parse_args(argv)
     proc, port, _log = start_server(*NO_ADDRESS_LIMITS)
-    socks: list[socket.socket] = []
+    clients: list[WireClient] = []
     try:
         before = len(os.listdir(f"/proc/{proc.pid}/fd"))
         for number in range(args.users):
-            sock = socket.create_connection(("127.0.0.1", port))
-            login = {"request": "login", "content": f"u{number}", "client": "bench/1"}
-            sock.sendall(json.dumps(login).encode() + b"\n")
-            socks.append(sock)
+            client = WireClient(port)
+            client.send("login", f"u{number}", client="bench/1")
+            clients.append(client)
             if number % 100 == 99:
                 print(f"  {number + 1} connected", file=sys.stderr, flush=True)
-        deadline = time.monotonic() + 30
-        logged_in = sum(welcomed(sock, deadline) for sock in socks)
+        logged_in = sum(welcomed(client) for client in clients)
         after = len(os.listdir(f"/proc/{proc.pid}/fd"))
         print(
             f"{logged_in} of {args.users} users logged in: server fds {before} -> {after}, "
@@ -68,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0 if logged_in == args.users else 1
     finally:
-        for sock in socks:
-            sock.close()
+        for client in clients:
+            client.close()
         proc.terminate()
         proc.wait(10)
 
